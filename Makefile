@@ -1,0 +1,131 @@
+# edgeproxy - one static binary; see README.md.
+#   make                 build build/$(TARGET)/edgeproxy (TARGET=x86_64 by default)
+#   make run             build and run on configs/edgeproxy.ini
+#   make test            unit tests (host libc, ASan+UBSan) and integration tests
+#   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
+#   make bench           proxy benchmark beside nginx (tools/bench.sh)
+#   make clean           remove build outputs, keep fetched sources and the musl cache
+#   make distclean       remove build/ entirely (the musl cache in ~/.cache stays)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
+TARGET ?= x86_64
+VERSION := 0.1.0
+BUILD := build/$(TARGET)
+DEPS := $(BUILD)/deps
+BIN := $(BUILD)/edgeproxy
+CONFIG ?= configs/edgeproxy.ini
+FUZZ_SECONDS ?= 30
+
+# The toolchain file is written by the vendor recipe: CC (musl-gcc wrapper), STRIP,
+# TRIPLE. Make builds it first and re-reads the Makefile (GNU make's include rule).
+-include $(DEPS)/toolchain.mk
+
+# inih's ABI-affecting macros must match the library build (vendor/build-libs.sh).
+INIH_DEFS := -DINI_HANDLER_LINENO=1 -DINI_MAX_LINE=4096 -DINI_ALLOW_MULTILINE=0 \
+	-DINI_STOP_ON_FIRST_ERROR=0 -DINI_CALL_HANDLER_ON_NEW_SECTION=1
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes
+# -fno-strict-aliasing: libev's ev_*_init macros break strict aliasing (TOOLCHAIN.md §3.2).
+COMMON_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing $(INIH_DEFS)
+LIB_VERSIONS := BearSSL 0.6, libev 4.33, inih r59, musl 1.2.5
+CFLAGS := $(COMMON_CFLAGS) -Os -ffunction-sections -fdata-sections -MMD -MP \
+	-I$(DEPS)/include -DEDGEPROXY_VERSION='"$(VERSION)"' -DEDGEPROXY_TRIPLE='"$(TRIPLE)"' \
+	-DEDGEPROXY_LIBS='"$(LIB_VERSIONS)"'
+LDFLAGS := -static -Wl,--gc-sections -Wl,-O1
+LIBS := -L$(DEPS)/lib -lbearssl -lev -linih
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps run test unit integration fuzz bench clean distclean test-deps
+all: $(BIN)
+
+# vendor/deps.sh installs missing host packages (as root), fetches and verifies the
+# pinned sources, builds musl (cached in ~/.cache/edgeproxy) and the libraries,
+# and prints the toolchain settings that become make variables here.
+$(DEPS)/toolchain.mk: vendor/versions.sh $(wildcard vendor/*.sh)
+	@mkdir -p $(DEPS)
+	bash vendor/deps.sh $(TARGET) $(DEPS) | \
+		sed -n "s/^\(CC\|STRIP\|AR\|TRIPLE\|QEMU\)='\(.*\)'$$/\1 := \2/p" > $@.tmp
+	mv $@.tmp $@
+
+deps: $(DEPS)/toolchain.mk
+
+$(BUILD)/obj/%.o: src/%.c $(DEPS)/toolchain.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN): $(OBJS) $(DEPS)/toolchain.mk
+	$(CC) $(LDFLAGS) $(OBJS) $(LIBS) -o $@.unstripped
+	$(STRIP) -o $@ $@.unstripped
+	@ls -l $@ | awk '{ printf "%s: %d bytes (%.1f KiB)\n", $$NF, $$5, $$5/1024 }'
+
+-include $(OBJS:.o=.d)
+
+run: $(BIN)
+	@mkdir -p state
+	$(BIN) run -c $(CONFIG)
+
+# ---- tests ----------------------------------------------------------------
+# Unit tests: each module with the host compiler under ASan+UBSan. A test's
+# sources are its module plus what that module links against.
+UNIT_CC := gcc
+UNIT_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -Isrc -Itests/unit -Ibuild/src/inih-r59
+INIH_SRC := build/src/inih-r59/ini.c
+UNIT_SRCS_rule := src/rule.c src/cidr.c
+UNIT_SRCS_cidr := src/cidr.c
+UNIT_SRCS_http_parse := src/http_parse.c
+UNIT_SRCS_confval := src/confval.c
+UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(INIH_SRC)
+UNIT_SRCS_snapshot := src/snapshot.c src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(INIH_SRC)
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
+
+build/unit/test_%: tests/unit/test_%.c tests/unit/test.h $(wildcard src/*.h) $(DEPS)/toolchain.mk
+	@mkdir -p build/unit
+	$(UNIT_CC) $(UNIT_CFLAGS) $< $(UNIT_SRCS_$*) -o $@
+
+test-deps:
+	@bash tools/install-test-deps.sh
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+integration: $(BIN) | test-deps
+	EDGEPROXY_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q tests/integration
+
+test: test-deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
+FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Ibuild/src/inih-r59
+FUZZ_SRCS_rule := src/rule.c src/cidr.c
+FUZZ_SRCS_http_request := src/http_parse.c
+FUZZ_SRCS_http_response := src/http_parse.c
+FUZZ_SRCS_chunked := src/http_parse.c
+FUZZ_SRCS_confval := src/confval.c src/cidr.c
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_SRCS_$*) -o $@
+
+fuzz: $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+	@set -e; for n in $(FUZZ_NAMES); do \
+		mkdir -p build/fuzz/corpus-$$n; \
+		echo "== fuzz $$n ($(FUZZ_SECONDS)s)"; \
+		build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	done
+
+bench: $(BIN)
+	bash tools/bench.sh $(BIN)
+
+clean:
+	rm -rf build/x86_64/obj build/*/obj build/*/edgeproxy build/*/edgeproxy.unstripped build/unit build/fuzz
+
+distclean:
+	rm -rf build state

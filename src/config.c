@@ -1,0 +1,732 @@
+/* config.c - reads the INI file with inih into struct config. Each section kind has
+ * a table of keys (type, default, where it goes); values are parsed as they are
+ * read, and section-level and cross-section checks run after. Every problem is
+ * collected as FILE:LINE: message; nothing stops at the first one. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "confval.h"
+#include "ini.h"
+#include "log.h"
+#include "rule.h"
+
+enum key_type { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_ENUM, K_SERVER };
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;          /* where the parsed value goes in the section struct */
+	const char *def;     /* default, parsed like a value; NULL = none */
+	const char *const *choices; /* K_ENUM: names, index = value */
+	int64_t min, max;    /* K_INT */
+};
+
+enum section_kind { SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE };
+
+#define MAX_KEYS 32
+
+struct section_def {
+	const char *word; /* "entrypoint" in "[entrypoint web]" */
+	enum section_kind kind;
+	bool named;
+	const struct key_def *keys;
+	size_t nkeys;
+};
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const access_formats[] = { "common", "json", NULL };
+static const char *const service_types[] = { "proxy", "static", "hello", NULL };
+static const char *const balances[] = { "round_robin", "least_conn", "ip_hash", NULL };
+
+#define G(f) offsetof(struct conf_global, f)
+static const struct key_def global_keys[] = {
+	{ "state_dir", K_STR, G(state_dir), "/var/lib/edgeproxy", NULL, 0, 0 },
+	{ "user", K_STR, G(user), NULL, NULL, 0, 0 },
+	{ "group", K_STR, G(group), NULL, NULL, 0, 0 },
+	{ "log_level", K_ENUM, G(log_level), "info", log_levels, 0, 0 },
+	{ "access_log", K_STR, G(access_log), "off", NULL, 0, 0 },
+	{ "access_log_format", K_ENUM, G(access_log_format), "common", access_formats, 0, 0 },
+	{ "access_log_internal", K_BOOL, G(access_log_internal), "off", NULL, 0, 0 },
+	{ "grace_period", K_DURATION, G(grace_period_ms), "10s", NULL, 0, 0 },
+	{ "watch", K_BOOL, G(watch), "on", NULL, 0, 0 },
+	{ "workers", K_INT, G(workers), "1", NULL, 0, 256 },
+	{ "max_connections", K_INT, G(max_connections), "10000", NULL, 1, 10000000 },
+};
+#undef G
+
+#define A(f) offsetof(struct conf_admin, f)
+static const struct key_def admin_keys[] = {
+	{ "listen", K_STR, A(listen), NULL, NULL, 0, 0 },
+	{ "metrics", K_BOOL, A(metrics), "on", NULL, 0, 0 },
+	{ "dashboard", K_BOOL, A(dashboard), "on", NULL, 0, 0 },
+};
+#undef A
+
+#define E(f) offsetof(struct conf_entrypoint, f)
+static const struct key_def entrypoint_keys[] = {
+	{ "listen", K_STR, E(listen), NULL, NULL, 0, 0 },
+	{ "tls", K_BOOL, E(tls), "off", NULL, 0, 0 },
+	{ "redirect_to", K_STR, E(redirect_to), NULL, NULL, 0, 0 },
+	{ "header_timeout", K_DURATION, E(header_timeout_ms), "5s", NULL, 0, 0 },
+	{ "idle_timeout", K_DURATION, E(idle_timeout_ms), "60s", NULL, 0, 0 },
+	{ "body_timeout", K_DURATION, E(body_timeout_ms), "30s", NULL, 0, 0 },
+	{ "max_header_size", K_SIZE, E(max_header_size), "16k", NULL, 0, 0 },
+	{ "max_body_size", K_SIZE, E(max_body_size), "0", NULL, 0, 0 },
+	{ "trusted_proxies", K_STR, E(trusted_proxies_text), NULL, NULL, 0, 0 },
+	{ "proxy_protocol", K_BOOL, E(proxy_protocol), "off", NULL, 0, 0 },
+};
+#undef E
+
+#define R(f) offsetof(struct conf_router, f)
+static const struct key_def router_keys[] = {
+	{ "rule", K_STR, R(rule), NULL, NULL, 0, 0 },
+	{ "service", K_STR, R(service), NULL, NULL, 0, 0 },
+	{ "entrypoints", K_STR, R(entrypoints), NULL, NULL, 0, 0 },
+	{ "priority", K_INT, R(priority), NULL, NULL, -1000000, 1000000 },
+	{ "middlewares", K_STR, R(middlewares), NULL, NULL, 0, 0 },
+	{ "tls_resolver", K_STR, R(tls_resolver), NULL, NULL, 0, 0 },
+	{ "tls_domains", K_STR, R(tls_domains), NULL, NULL, 0, 0 },
+};
+#undef R
+
+#define S(f) offsetof(struct conf_service, f)
+static const struct key_def service_keys[] = {
+	{ "type", K_ENUM, S(type), "proxy", service_types, 0, 0 },
+	{ "server", K_SERVER, 0, NULL, NULL, 0, 0 },
+	{ "balance", K_ENUM, S(balance), "round_robin", balances, 0, 0 },
+	{ "sticky_cookie", K_STR, S(sticky_cookie), NULL, NULL, 0, 0 },
+	{ "pass_host_header", K_BOOL, S(pass_host_header), "on", NULL, 0, 0 },
+	{ "connect_timeout", K_DURATION, S(connect_timeout_ms), "5s", NULL, 0, 0 },
+	{ "response_timeout", K_DURATION, S(response_timeout_ms), "30s", NULL, 0, 0 },
+	{ "max_idle_per_server", K_INT, S(max_idle_per_server), "32", NULL, 0, 100000 },
+	{ "retries", K_INT, S(retries), "0", NULL, 0, 100 },
+	{ "health_path", K_STR, S(health_path), NULL, NULL, 0, 0 },
+	{ "health_interval", K_DURATION, S(health_interval_ms), "10s", NULL, 0, 0 },
+	{ "health_timeout", K_DURATION, S(health_timeout_ms), "2s", NULL, 0, 0 },
+	{ "health_status", K_STR, S(health_status), "200-399", NULL, 0, 0 },
+	{ "health_host", K_STR, S(health_host), NULL, NULL, 0, 0 },
+	{ "health_rise", K_INT, S(health_rise), "2", NULL, 1, 1000 },
+	{ "health_fall", K_INT, S(health_fall), "3", NULL, 1, 1000 },
+	{ "slow_start", K_DURATION, S(slow_start_ms), "0", NULL, 0, 0 },
+	{ "root", K_STR, S(root), NULL, NULL, 0, 0 },
+	{ "index", K_STR, S(index), "index.html", NULL, 0, 0 },
+	{ "message", K_STR, S(message), "Hello from edgeproxy", NULL, 0, 0 },
+};
+#undef S
+
+#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
+static const struct section_def sections[] = {
+	{ "global", SEC_GLOBAL, false, global_keys, NKEYS(global_keys) },
+	{ "admin", SEC_ADMIN, false, admin_keys, NKEYS(admin_keys) },
+	{ "entrypoint", SEC_ENTRYPOINT, true, entrypoint_keys, NKEYS(entrypoint_keys) },
+	{ "router", SEC_ROUTER, true, router_keys, NKEYS(router_keys) },
+	{ "service", SEC_SERVICE, true, service_keys, NKEYS(service_keys) },
+};
+
+/* Sections the SPEC names that this build does not implement yet: a clear error
+ * beats silently ignoring a user's TLS or middleware settings. */
+static const char *const unimplemented_sections[] = { "tls", "cert", "acme", "middleware", NULL };
+
+struct parse_state {
+	struct config *cfg;
+	struct conf_errors *errs;
+	const char *file;
+	const struct section_def *sec; /* NULL: outside any valid section */
+	size_t index;                  /* which entry of the named-section array */
+	int section_line;
+	int key_lines[MAX_KEYS]; /* line each key was set on, 0 = not set */
+	bool seen_global, seen_admin;
+	int global_line, admin_line;
+};
+
+void conf_error(struct conf_errors *errs, const char *file, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	char *full;
+	if (asprintf(&full, "%s:%d: %s", file, line, msg) < 0)
+		return;
+	char **grown = realloc(errs->msgs, (errs->n + 1) * sizeof(*grown));
+	if (!grown) {
+		free(full);
+		return;
+	}
+	errs->msgs = grown;
+	errs->msgs[errs->n++] = full;
+}
+
+void conf_errors_free(struct conf_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->msgs[i]);
+	free(errs->msgs);
+	errs->msgs = NULL;
+	errs->n = 0;
+}
+
+static void *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		log_error("out of memory");
+		abort();
+	}
+	return d;
+}
+
+static void *grow_array(void *arr, size_t n, size_t size)
+{
+	void *p = realloc(arr, (n + 1) * size);
+	if (!p) {
+		log_error("out of memory");
+		abort();
+	}
+	memset((char *)p + n * size, 0, size);
+	return p;
+}
+
+static bool valid_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+			return false;
+	return true;
+}
+
+/* The struct that the current section's keys are written into. */
+static char *section_base(struct parse_state *st)
+{
+	struct config *cfg = st->cfg;
+	switch (st->sec->kind) {
+	case SEC_GLOBAL: return (char *)&cfg->global;
+	case SEC_ADMIN: return (char *)&cfg->admin;
+	case SEC_ENTRYPOINT: return (char *)&cfg->entrypoints[st->index];
+	case SEC_ROUTER: return (char *)&cfg->routers[st->index];
+	case SEC_SERVICE: return (char *)&cfg->services[st->index];
+	case SEC_NONE: break;
+	}
+	abort();
+}
+
+/* Parses `http://host:port [weight=N] [backup]`. Returns an error text or NULL. */
+static const char *parse_server(const char *text, struct conf_server *out)
+{
+	char buf[512];
+	if (strlen(text) >= sizeof(buf))
+		return "server line too long";
+	strcpy(buf, text);
+	char *save = NULL;
+	char *url = strtok_r(buf, " \t", &save);
+	if (!url || strncmp(url, "http://", 7) != 0)
+		return "server must be http://host:port";
+	char *hostport = url + 7;
+	size_t hl = strlen(hostport);
+	if (hl > 0 && hostport[hl - 1] == '/')
+		hostport[--hl] = '\0';
+	char *host, *port;
+	if (hostport[0] == '[') {
+		char *end = strchr(hostport, ']');
+		if (!end || end[1] != ':')
+			return "server IPv6 address must be [addr]:port";
+		*end = '\0';
+		host = hostport + 1;
+		port = end + 2;
+	} else {
+		char *colon = strrchr(hostport, ':');
+		if (!colon)
+			return "server needs a port (http://host:port)";
+		*colon = '\0';
+		host = hostport;
+		port = colon + 1;
+	}
+	int64_t p;
+	if (*host == '\0' || strchr(host, '/'))
+		return "server host is empty or has a path";
+	if (confval_int(port, 1, 65535, &p) < 0)
+		return "server port must be 1-65535";
+	out->weight = 1;
+	out->backup = false;
+	for (char *opt; (opt = strtok_r(NULL, " \t", &save));) {
+		if (strncmp(opt, "weight=", 7) == 0) {
+			if (confval_int(opt + 7, 0, 1000, &out->weight) < 0)
+				return "weight must be 0-1000";
+		} else if (strcmp(opt, "backup") == 0) {
+			out->backup = true;
+		} else {
+			return "unknown server option (weight=N or backup)";
+		}
+	}
+	out->host = xstrdup(host);
+	out->port = (uint16_t)p;
+	char *u;
+	if (strchr(host, ':') ? asprintf(&u, "http://[%s]:%u", host, (unsigned)p) < 0
+			      : asprintf(&u, "http://%s:%u", host, (unsigned)p) < 0)
+		abort();
+	out->url = u;
+	return NULL;
+}
+
+/* Parses one value into its field. Returns an error text or NULL. */
+static const char *set_value(struct parse_state *st, const struct key_def *k, const char *value,
+			     int line)
+{
+	char *field = section_base(st) + k->off;
+	switch (k->type) {
+	case K_STR: {
+		char **p = (char **)field;
+		free(*p);
+		*p = xstrdup(value);
+		return NULL;
+	}
+	case K_BOOL:
+		return confval_bool(value, (bool *)field) < 0 ? "expected on/off, true/false, yes/no or 1/0" : NULL;
+	case K_DURATION:
+		return confval_duration(value, (int64_t *)field) < 0 ? "bad duration (like 500ms, 10s, 5m, 72h, 30d)" : NULL;
+	case K_SIZE:
+		return confval_size(value, (uint64_t *)field) < 0 ? "bad size (like 512, 16k, 4m)" : NULL;
+	case K_INT: {
+		if (k->off == offsetof(struct conf_global, workers) && st->sec->kind == SEC_GLOBAL &&
+		    strcmp(value, "auto") == 0) {
+			*(int64_t *)field = 0;
+			return NULL;
+		}
+		static char msg[80];
+		if (confval_int(value, k->min, k->max, (int64_t *)field) == 0)
+			return NULL;
+		snprintf(msg, sizeof(msg), "expected an integer from %lld to %lld", (long long)k->min,
+			 (long long)k->max);
+		return msg;
+	}
+	case K_ENUM:
+		for (int i = 0; k->choices[i]; i++) {
+			if (strcmp(value, k->choices[i]) == 0) {
+				*(int *)field = i;
+				return NULL;
+			}
+		}
+		return "not one of the allowed values";
+	case K_SERVER: {
+		struct conf_service *svc = &st->cfg->services[st->index];
+		struct conf_server srv = { 0 };
+		const char *err = parse_server(value, &srv);
+		if (err)
+			return err;
+		srv.line = line;
+		svc->servers = grow_array(svc->servers, svc->n_servers, sizeof(*svc->servers));
+		svc->servers[svc->n_servers++] = srv;
+		return NULL;
+	}
+	}
+	return "internal: unknown key type";
+}
+
+static void apply_defaults(struct parse_state *st)
+{
+	for (size_t i = 0; i < st->sec->nkeys; i++) {
+		const struct key_def *k = &st->sec->keys[i];
+		if (k->def && set_value(st, k, k->def, 0) != NULL)
+			abort(); /* a default that does not parse is a bug in the tables */
+	}
+}
+
+static int key_line(const struct parse_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->sec->nkeys; i++)
+		if (strcmp(st->sec->keys[i].name, name) == 0)
+			return st->key_lines[i];
+	return 0;
+}
+
+/* Checks that need the whole section: required keys, values that depend on others. */
+static void finish_section(struct parse_state *st)
+{
+	if (!st->sec)
+		return;
+	const char *f = st->file;
+	int sl = st->section_line;
+	struct config *cfg = st->cfg;
+	switch (st->sec->kind) {
+	case SEC_ENTRYPOINT: {
+		struct conf_entrypoint *ep = &cfg->entrypoints[st->index];
+		int ll = key_line(st, "listen");
+		if (!ep->listen)
+			conf_error(st->errs, f, sl, "[entrypoint %s] needs listen = ADDRESS:PORT", ep->name);
+		else if (confval_listen(ep->listen, &ep->addr, &ep->addrlen) < 0)
+			conf_error(st->errs, f, ll, "listen: bad address '%s' (like :80, 127.0.0.1:8080, [::]:443)",
+				   ep->listen);
+		if (ep->trusted_proxies_text &&
+		    cidr_list_parse(slice_cstr(ep->trusted_proxies_text), &ep->trusted_proxies) < 0)
+			conf_error(st->errs, f, key_line(st, "trusted_proxies"),
+				   "trusted_proxies: bad CIDR list '%s'", ep->trusted_proxies_text);
+		if (ep->max_header_size < 1024 || ep->max_header_size > 1024 * 1024)
+			conf_error(st->errs, f, key_line(st, "max_header_size"),
+				   "max_header_size must be between 1k and 1m");
+		if (ep->tls)
+			conf_error(st->errs, f, key_line(st, "tls"), "tls: TLS termination is not implemented in this build");
+		if (ep->proxy_protocol)
+			conf_error(st->errs, f, key_line(st, "proxy_protocol"),
+				   "proxy_protocol: not implemented in this build");
+		break;
+	}
+	case SEC_ROUTER: {
+		struct conf_router *r = &cfg->routers[st->index];
+		r->rule_line = key_line(st, "rule");
+		r->service_line = key_line(st, "service");
+		r->entrypoints_line = key_line(st, "entrypoints");
+		r->priority_set = key_line(st, "priority") != 0;
+		if (!r->rule) {
+			conf_error(st->errs, f, sl, "[router %s] needs rule = ...", r->name);
+		} else {
+			char err[160];
+			int col = 0;
+			r->compiled = rule_compile(r->rule, err, sizeof(err), &col);
+			if (!r->compiled)
+				conf_error(st->errs, f, r->rule_line, "rule: %s at column %d", err, col);
+		}
+		if (!r->service)
+			conf_error(st->errs, f, sl, "[router %s] needs service = NAME", r->name);
+		if (r->middlewares)
+			conf_error(st->errs, f, key_line(st, "middlewares"),
+				   "middlewares: middlewares are not implemented in this build");
+		if (r->tls_resolver || r->tls_domains)
+			conf_error(st->errs, f, key_line(st, r->tls_resolver ? "tls_resolver" : "tls_domains"),
+				   "ACME (tls_resolver, tls_domains) is not implemented in this build");
+		break;
+	}
+	case SEC_SERVICE: {
+		struct conf_service *s = &cfg->services[st->index];
+		if (s->type == SERVICE_PROXY && s->n_servers == 0)
+			conf_error(st->errs, f, sl, "[service %s] type=proxy needs at least one server = http://host:port",
+				   s->name);
+		if (s->type != SERVICE_PROXY && s->n_servers > 0)
+			conf_error(st->errs, f, s->servers[0].line, "server: only type=proxy services have servers");
+		if (s->type == SERVICE_STATIC && !s->root)
+			conf_error(st->errs, f, sl, "[service %s] type=static needs root = DIRECTORY", s->name);
+		if (s->type == SERVICE_STATIC)
+			conf_error(st->errs, f, key_line(st, "type"), "type: static is not implemented in this build");
+		if (s->type == SERVICE_PROXY)
+			conf_error(st->errs, f, key_line(st, "type") ? key_line(st, "type") : sl,
+				   "type: proxy is not implemented in this build");
+		break;
+	}
+	case SEC_ADMIN: {
+		struct conf_admin *a = &cfg->admin;
+		if (a->listen) {
+			a->enabled = true;
+			if (confval_listen(a->listen, &a->addr, &a->addrlen) < 0)
+				conf_error(st->errs, f, key_line(st, "listen"), "listen: bad address '%s'", a->listen);
+			conf_error(st->errs, f, key_line(st, "listen"), "[admin] is not implemented in this build");
+		}
+		break;
+	}
+	case SEC_GLOBAL:
+		if (strcmp(cfg->global.access_log, "") == 0)
+			conf_error(st->errs, f, key_line(st, "access_log"), "access_log: empty (use off)");
+		break;
+	case SEC_NONE:
+		break;
+	}
+	st->sec = NULL;
+}
+
+static const char *section_name(const struct parse_state *st)
+{
+	switch (st->sec->kind) {
+	case SEC_ENTRYPOINT: return st->cfg->entrypoints[st->index].name;
+	case SEC_ROUTER: return st->cfg->routers[st->index].name;
+	case SEC_SERVICE: return st->cfg->services[st->index].name;
+	default: return NULL;
+	}
+}
+
+/* Returns the line of an earlier named section of the same kind, or 0. */
+static int find_named(struct parse_state *st, enum section_kind kind, const char *name)
+{
+	struct config *c = st->cfg;
+	size_t n = kind == SEC_ENTRYPOINT ? c->n_entrypoints : kind == SEC_ROUTER ? c->n_routers : c->n_services;
+	for (size_t i = 0; i < n; i++) {
+		const char *other = kind == SEC_ENTRYPOINT ? c->entrypoints[i].name
+				    : kind == SEC_ROUTER   ? c->routers[i].name
+							   : c->services[i].name;
+		if (strcmp(other, name) == 0)
+			return kind == SEC_ENTRYPOINT ? c->entrypoints[i].line
+			       : kind == SEC_ROUTER   ? c->routers[i].line
+						      : c->services[i].line;
+	}
+	return 0;
+}
+
+static void begin_section(struct parse_state *st, const char *header, int line)
+{
+	finish_section(st);
+	memset(st->key_lines, 0, sizeof(st->key_lines));
+	st->section_line = line;
+	char word[64];
+	const char *space = strchr(header, ' ');
+	size_t wl = space ? (size_t)(space - header) : strlen(header);
+	const char *name = space ? space + 1 : NULL;
+	while (name && *name == ' ')
+		name++;
+	if (wl >= sizeof(word)) {
+		conf_error(st->errs, st->file, line, "unknown section [%s]", header);
+		return;
+	}
+	memcpy(word, header, wl);
+	word[wl] = '\0';
+	const struct section_def *def = NULL;
+	for (size_t i = 0; i < NKEYS(sections); i++)
+		if (strcmp(sections[i].word, word) == 0)
+			def = &sections[i];
+	if (!def) {
+		for (int i = 0; unimplemented_sections[i]; i++)
+			if (strcmp(unimplemented_sections[i], word) == 0) {
+				conf_error(st->errs, st->file, line, "[%s] sections are not implemented in this build",
+					   word);
+				return;
+			}
+		conf_error(st->errs, st->file, line, "unknown section [%s]", header);
+		return;
+	}
+	if (def->named && (!name || !valid_name(name))) {
+		conf_error(st->errs, st->file, line, "[%s NAME] needs a name of letters, digits, '_', '.', '-'",
+			   word);
+		return;
+	}
+	if (!def->named && name) {
+		conf_error(st->errs, st->file, line, "[%s] takes no name", word);
+		return;
+	}
+	struct config *c = st->cfg;
+	if (def->named) {
+		int prev = find_named(st, def->kind, name);
+		if (prev) {
+			conf_error(st->errs, st->file, line, "duplicate [%s %s] (first defined at line %d)", word,
+				   name, prev);
+			return;
+		}
+	}
+	switch (def->kind) {
+	case SEC_GLOBAL:
+	case SEC_ADMIN: {
+		bool *seen = def->kind == SEC_GLOBAL ? &st->seen_global : &st->seen_admin;
+		int *first = def->kind == SEC_GLOBAL ? &st->global_line : &st->admin_line;
+		if (*seen) {
+			conf_error(st->errs, st->file, line, "duplicate [%s] (first at line %d)", word, *first);
+			return;
+		}
+		*seen = true;
+		*first = line;
+		break;
+	}
+	case SEC_ENTRYPOINT:
+		c->entrypoints = grow_array(c->entrypoints, c->n_entrypoints, sizeof(*c->entrypoints));
+		st->index = c->n_entrypoints++;
+		c->entrypoints[st->index].name = xstrdup(name);
+		c->entrypoints[st->index].line = line;
+		break;
+	case SEC_ROUTER:
+		c->routers = grow_array(c->routers, c->n_routers, sizeof(*c->routers));
+		st->index = c->n_routers++;
+		c->routers[st->index].name = xstrdup(name);
+		c->routers[st->index].line = line;
+		break;
+	case SEC_SERVICE:
+		c->services = grow_array(c->services, c->n_services, sizeof(*c->services));
+		st->index = c->n_services++;
+		c->services[st->index].name = xstrdup(name);
+		c->services[st->index].line = line;
+		break;
+	case SEC_NONE:
+		break;
+	}
+	st->sec = def;
+	/* [global] defaults were applied up front; they are not re-applied here. */
+	if (def->kind != SEC_GLOBAL)
+		apply_defaults(st);
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value, int line)
+{
+	struct parse_state *st = user;
+	if (!name) { /* INI_CALL_HANDLER_ON_NEW_SECTION: a section header */
+		begin_section(st, section, line);
+		return 1;
+	}
+	if (section[0] == '\0') {
+		conf_error(st->errs, st->file, line, "'%s' is outside any section", name);
+		return 1;
+	}
+	if (!st->sec)
+		return 1; /* the section header was already reported */
+	for (size_t i = 0; i < st->sec->nkeys; i++) {
+		const struct key_def *k = &st->sec->keys[i];
+		if (strcmp(k->name, name) != 0)
+			continue;
+		if (st->key_lines[i] && k->type != K_SERVER) {
+			conf_error(st->errs, st->file, line, "duplicate key '%s' (first at line %d)", name,
+				   st->key_lines[i]);
+			return 1;
+		}
+		if (!st->key_lines[i])
+			st->key_lines[i] = line;
+		const char *err = set_value(st, k, value, line);
+		if (err)
+			conf_error(st->errs, st->file, line, "%s: %s: '%s'", name, err, value);
+		return 1;
+	}
+	const char *sn = section_name(st);
+	conf_error(st->errs, st->file, line, "unknown key '%s' in [%s%s%s]", name, st->sec->word, sn ? " " : "",
+		   sn ? sn : "");
+	return 1;
+}
+
+const struct conf_service *config_find_service(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (strcmp(cfg->services[i].name, name) == 0)
+			return &cfg->services[i];
+	return NULL;
+}
+
+const struct conf_entrypoint *config_find_entrypoint(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_entrypoints; i++)
+		if (strcmp(cfg->entrypoints[i].name, name) == 0)
+			return &cfg->entrypoints[i];
+	return NULL;
+}
+
+/* References between sections, checked once everything is read. */
+static void check_references(struct config *cfg, struct conf_errors *errs, const char *file)
+{
+	if (cfg->n_entrypoints == 0)
+		conf_error(errs, file, 1, "no [entrypoint NAME] section: nothing would listen");
+	for (size_t i = 0; i < cfg->n_routers; i++) {
+		struct conf_router *r = &cfg->routers[i];
+		if (r->service && !config_find_service(cfg, r->service))
+			conf_error(errs, file, r->service_line, "service: no [service %s]", r->service);
+		if (!r->entrypoints)
+			continue;
+		char *list = xstrdup(r->entrypoints), *save = NULL;
+		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+			if (!config_find_entrypoint(cfg, tok))
+				conf_error(errs, file, r->entrypoints_line, "entrypoints: no [entrypoint %s]", tok);
+		free(list);
+	}
+	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
+		struct conf_entrypoint *ep = &cfg->entrypoints[i];
+		if (!ep->redirect_to)
+			continue;
+		const struct conf_entrypoint *to = config_find_entrypoint(cfg, ep->redirect_to);
+		if (!to)
+			conf_error(errs, file, ep->line, "redirect_to: no [entrypoint %s]", ep->redirect_to);
+		else if (to == ep)
+			conf_error(errs, file, ep->line, "redirect_to: an entry point cannot redirect to itself");
+	}
+	/* Two entry points on the same address would fail at bind; say where. */
+	for (size_t i = 0; i < cfg->n_entrypoints; i++)
+		for (size_t j = 0; j < i; j++)
+			if (cfg->entrypoints[i].addrlen && cfg->entrypoints[i].addrlen == cfg->entrypoints[j].addrlen &&
+			    memcmp(&cfg->entrypoints[i].addr, &cfg->entrypoints[j].addr, cfg->entrypoints[i].addrlen) == 0)
+				conf_error(errs, file, cfg->entrypoints[i].line,
+					   "listen: same address as [entrypoint %s] (line %d)", cfg->entrypoints[j].name,
+					   cfg->entrypoints[j].line);
+}
+
+struct config *config_load(const char *path, struct conf_errors *errs)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		abort();
+	cfg->path = xstrdup(path);
+	struct parse_state st = { .cfg = cfg, .errs = errs, .file = path };
+	size_t errors_before = errs->n;
+
+	/* [global] may be absent or anywhere: its defaults come first. */
+	st.sec = &sections[0];
+	apply_defaults(&st);
+	st.sec = NULL;
+
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		conf_error(errs, path, 0, "cannot open: %s", strerror(errno));
+		config_free(cfg);
+		return NULL;
+	}
+	int rc = ini_parse_file(fp, on_ini_entry, &st);
+	fclose(fp);
+	finish_section(&st);
+	if (rc > 0)
+		conf_error(errs, path, rc, "syntax error (expected [section], key = value, or a ; comment)");
+	else if (rc < 0)
+		conf_error(errs, path, 0, "cannot read the file");
+	check_references(cfg, errs, path);
+	if (errs->n > errors_before) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	struct conf_global *g = &cfg->global;
+	free(g->state_dir);
+	free(g->user);
+	free(g->group);
+	free(g->access_log);
+	free(cfg->admin.listen);
+	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
+		struct conf_entrypoint *e = &cfg->entrypoints[i];
+		free(e->name);
+		free(e->listen);
+		free(e->redirect_to);
+		free(e->trusted_proxies_text);
+		cidr_list_free(&e->trusted_proxies);
+	}
+	free(cfg->entrypoints);
+	for (size_t i = 0; i < cfg->n_routers; i++) {
+		struct conf_router *r = &cfg->routers[i];
+		free(r->name);
+		free(r->rule);
+		rule_free(r->compiled);
+		free(r->service);
+		free(r->entrypoints);
+		free(r->middlewares);
+		free(r->tls_resolver);
+		free(r->tls_domains);
+	}
+	free(cfg->routers);
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		struct conf_service *s = &cfg->services[i];
+		free(s->name);
+		for (size_t j = 0; j < s->n_servers; j++) {
+			free(s->servers[j].url);
+			free(s->servers[j].host);
+		}
+		free(s->servers);
+		free(s->sticky_cookie);
+		free(s->health_path);
+		free(s->health_status);
+		free(s->health_host);
+		free(s->root);
+		free(s->index);
+		free(s->message);
+	}
+	free(cfg->services);
+	free(cfg);
+}

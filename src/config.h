@@ -1,0 +1,144 @@
+/* config.h - the INI file as plain structs: parsed by inih, every section and key
+ * checked, every error reported as FILE:LINE: message. The runtime never reads
+ * these directly; snapshot.c compiles them into what the data path uses. */
+#ifndef EDGEPROXY_CONFIG_H
+#define EDGEPROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+
+struct rule;
+
+/* A repeatable key's values, each with its line (for later error reports). */
+struct conf_lines {
+	char **values; /* owner: the config */
+	int *lines;
+	size_t n;
+};
+
+enum conf_access_format { ACCESS_LOG_COMMON, ACCESS_LOG_JSON };
+
+struct conf_global {
+	char *state_dir;
+	char *user, *group;
+	int log_level;
+	char *access_log; /* "off", "stdout", "stderr" or a path */
+	int access_log_format;
+	bool access_log_internal;
+	int64_t grace_period_ms;
+	bool watch;
+	int64_t workers; /* 0 = auto */
+	int64_t max_connections;
+};
+
+struct conf_entrypoint {
+	char *name;
+	int line;
+	char *listen;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls;
+	char *redirect_to;
+	int64_t header_timeout_ms, idle_timeout_ms, body_timeout_ms;
+	uint64_t max_header_size, max_body_size;
+	char *trusted_proxies_text;
+	struct cidr_list trusted_proxies;
+	bool proxy_protocol;
+};
+
+struct conf_router {
+	char *name;
+	int line;
+	char *rule;
+	int rule_line;
+	struct rule *compiled; /* owner: the config */
+	char *service;
+	int service_line;
+	char *entrypoints; /* comma list; NULL = all */
+	int entrypoints_line;
+	int64_t priority;
+	bool priority_set;
+	char *middlewares;
+	char *tls_resolver;
+	char *tls_domains;
+};
+
+/* One `server = http://host:port [weight=N] [backup]` line. */
+struct conf_server {
+	char *url;  /* "http://host:port" as written, for logs and metrics */
+	char *host; /* name or literal, without brackets */
+	uint16_t port;
+	int64_t weight;
+	bool backup;
+	int line;
+};
+
+enum conf_service_type { SERVICE_PROXY, SERVICE_STATIC, SERVICE_HELLO };
+enum conf_balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN, BALANCE_IP_HASH };
+
+struct conf_service {
+	char *name;
+	int line;
+	int type;
+	struct conf_server *servers;
+	size_t n_servers;
+	int balance;
+	char *sticky_cookie;
+	bool pass_host_header;
+	int64_t connect_timeout_ms, response_timeout_ms;
+	int64_t max_idle_per_server, retries;
+	char *health_path;
+	int64_t health_interval_ms, health_timeout_ms;
+	char *health_status;
+	char *health_host;
+	int64_t health_rise, health_fall;
+	int64_t slow_start_ms;
+	char *root;
+	char *index;
+	char *message;
+};
+
+struct conf_admin {
+	bool enabled; /* the section exists and has listen */
+	char *listen;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool metrics, dashboard;
+};
+
+struct config {
+	char *path;
+	struct conf_global global;
+	struct conf_admin admin;
+	struct conf_entrypoint *entrypoints;
+	size_t n_entrypoints;
+	struct conf_router *routers;
+	size_t n_routers;
+	struct conf_service *services;
+	size_t n_services;
+};
+
+/* Collected errors, each "FILE:LINE: message". */
+struct conf_errors {
+	char **msgs;
+	size_t n;
+};
+
+/* Parses and validates path. Returns the config, or NULL with every problem found
+ * appended to errs (never stops at the first one). */
+struct config *config_load(const char *path, struct conf_errors *errs);
+void config_free(struct config *cfg);
+
+/* Adds "FILE:LINE: message" to errs. */
+void conf_error(struct conf_errors *errs, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void conf_errors_free(struct conf_errors *errs);
+
+const struct conf_service *config_find_service(const struct config *cfg, const char *name);
+const struct conf_entrypoint *config_find_entrypoint(const struct config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,587 @@
+/* conn.c - the downstream connection state machine. The data path reads top to
+ * bottom: conn_accept -> on_io -> conn_read -> conn_process (parse -> route ->
+ * handler -> respond) -> conn_flush -> access log; then the next request. */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "buf.h"
+#include "hello.h"
+#include "http_write.h"
+#include "log.h"
+
+#define OUT_CAP 16384
+/* A new request is only taken while this much output space is free, so that any
+ * built-in response fits; pipelined requests wait for the output to drain. */
+#define OUT_RESERVE 8192
+
+enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND };
+
+static struct conn *all_conns;
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void conn_process(struct conn *c);
+
+static void conn_close(struct conn *c)
+{
+	ev_io_stop(server.loop, &c->io);
+	ev_timer_stop(server.loop, &c->timer);
+	close(c->fd);
+	buf_put(c->in, c->in_cap);
+	buf_put(c->out, OUT_CAP);
+	snapshot_unref(c->snap);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		all_conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	server.n_conns--;
+	server_conn_closed();
+}
+
+static void peer_to_text(struct conn *c)
+{
+	const void *a = c->peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&c->peer)->sin6_addr
+						       : (const void *)&((struct sockaddr_in *)&c->peer)->sin_addr;
+	if (!inet_ntop(c->peer.ss_family, a, c->peer_text, sizeof(c->peer_text)))
+		strcpy(c->peer_text, "-");
+	/* Show IPv4 clients of a dual-stack listener as IPv4. */
+	if (strncmp(c->peer_text, "::ffff:", 7) == 0 && strchr(c->peer_text, '.'))
+		memmove(c->peer_text, c->peer_text + 7, strlen(c->peer_text + 7) + 1);
+}
+
+void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer)
+{
+	const struct entrypoint_rt *ep = snapshot_entrypoint(server.snap, l->name);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c || !ep) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->listener = l;
+	c->snap = snapshot_ref(server.snap);
+	c->ep = ep;
+	c->peer = *peer;
+	peer_to_text(c);
+	c->in_cap = ep->conf->max_header_size;
+	c->phase = CONN_HEAD;
+	c->next = all_conns;
+	if (all_conns)
+		all_conns->prev = c;
+	all_conns = c;
+	server.n_conns++;
+	ev_io_init(&c->io, on_io, fd, EV_READ);
+	c->io.data = c;
+	ev_init(&c->timer, on_timeout);
+	c->timer.data = c;
+	ev_io_start(server.loop, &c->io);
+	c->timer_kind = T_NONE;
+	conn_process(c); /* arms the header timer */
+}
+
+static size_t out_pending(const struct conn *c)
+{
+	return c->out_len - c->out_sent;
+}
+
+static double timer_seconds(const struct conn *c, int kind)
+{
+	const struct conf_entrypoint *ep = c->ep->conf;
+	switch (kind) {
+	case T_HEADER: return (double)ep->header_timeout_ms / 1000.0;
+	case T_IDLE: return (double)ep->idle_timeout_ms / 1000.0;
+	case T_BODY: return (double)ep->body_timeout_ms / 1000.0;
+	case T_SEND: return (double)ep->idle_timeout_ms / 1000.0;
+	default: return 0;
+	}
+}
+
+/* Picks the timeout that applies now. The header timeout runs from the first byte
+ * of a head and is not extended by progress (slow-header clients); body and send
+ * timeouts measure the longest gap, so progress restarts them. */
+static void conn_update_timer(struct conn *c, bool progress)
+{
+	int kind;
+	if (out_pending(c) && c->phase != CONN_BODY)
+		kind = T_SEND;
+	else if (c->phase == CONN_BODY)
+		kind = T_BODY;
+	else if (c->in_len > c->in_off || c->requests == 0)
+		kind = T_HEADER;
+	else
+		kind = T_IDLE;
+	if (kind == c->timer_kind && !(progress && (kind == T_BODY || kind == T_SEND)))
+		return;
+	c->timer_kind = kind;
+	double secs = timer_seconds(c, kind);
+	ev_timer_stop(server.loop, &c->timer);
+	if (secs > 0) {
+		ev_timer_set(&c->timer, secs, 0.);
+		ev_timer_start(server.loop, &c->timer);
+	}
+}
+
+static void conn_set_events(struct conn *c)
+{
+	int want = 0;
+	if (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE)
+		want |= EV_READ;
+	if (out_pending(c))
+		want |= EV_WRITE;
+	if (want == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
+		return;
+	ev_io_stop(server.loop, &c->io);
+	ev_io_set(&c->io, c->fd, want);
+	if (want)
+		ev_io_start(server.loop, &c->io);
+}
+
+/* Writes queued output. Returns -1 when the connection is gone. */
+static int conn_flush(struct conn *c)
+{
+	while (out_pending(c)) {
+		ssize_t n = write(c->fd, c->out + c->out_sent, out_pending(c));
+		if (n > 0) {
+			c->out_sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+	c->out_len = c->out_sent = 0;
+	return 0;
+}
+
+void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
+		  const char *extra_headers)
+{
+	if (!c->out && !(c->out = buf_get(OUT_CAP))) {
+		c->keep_alive = false;
+		c->phase = CONN_DONE;
+		return;
+	}
+	bool head = slice_eq(c->req.method, SLICE_LIT("HEAD"));
+	/* 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6). */
+	bool bodiless = status < 200 || status == 204 || status == 304;
+	struct http_out o = { c->out, c->out_len, OUT_CAP };
+	bool ok = http_out_str(&o, "HTTP/1.1 ") && http_out_uint(&o, (unsigned)status) &&
+		  http_out_str(&o, " ") && http_out_str(&o, http_reason(status)) &&
+		  http_out_str(&o, "\r\nDate: ") && http_out_slice(&o, http_date_now()) && http_out_str(&o, "\r\n");
+	if (ok && content_type && !bodiless)
+		ok = http_out_str(&o, "Content-Type: ") && http_out_str(&o, content_type) && http_out_str(&o, "\r\n");
+	if (ok && !bodiless)
+		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, body.len) && http_out_str(&o, "\r\n");
+	if (ok && extra_headers)
+		ok = http_out_str(&o, extra_headers);
+	if (ok && !c->keep_alive)
+		ok = http_out_str(&o, "Connection: close\r\n");
+	else if (ok && c->req.minor == 0)
+		ok = http_out_str(&o, "Connection: keep-alive\r\n");
+	ok = ok && http_out_str(&o, "\r\n");
+	if (ok && !head && !bodiless)
+		ok = http_out_slice(&o, body);
+	if (!ok) {
+		/* Only a response larger than the reserve gets here: say so briefly. */
+		log_warn("response of status %d too large for the output buffer", status);
+		c->keep_alive = false;
+		c->phase = CONN_DONE;
+		return;
+	}
+	c->status = status;
+	c->resp_size = head || bodiless ? 0 : body.len;
+	c->out_len = o.len;
+}
+
+static void conn_respond_text(struct conn *c, int status, const char *text)
+{
+	conn_respond(c, status, "text/plain; charset=utf-8", slice_cstr(text), NULL);
+}
+
+static void conn_log_request(struct conn *c)
+{
+	server.requests_total++;
+	if (!accesslog_enabled())
+		return;
+	const struct http_request *r = &c->req;
+	const struct http_field *referer = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
+	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
+	struct access_record rec = {
+		.client = c->peer_text,
+		.method = r->method,
+		.target = r->target,
+		.minor = r->minor,
+		.status = c->status,
+		.size = c->resp_size,
+		.referer = referer ? referer->value : SLICE_LIT("-"),
+		.user_agent = ua ? ua->value : SLICE_LIT("-"),
+		.count = server.requests_total,
+		.router = c->router,
+		.service_url = c->service_url,
+		.entrypoint = c->ep->conf->name,
+		.duration_ms = (ev_time() - c->started) * 1000.0,
+	};
+	accesslog_write(&rec);
+}
+
+/* RFC 9110 §15.4.9: the redirect keeps host (without its port), path and query. */
+static void respond_redirect(struct conn *c)
+{
+	const struct conf_entrypoint *to = config_find_entrypoint(c->snap->cfg, c->ep->conf->redirect_to);
+	struct slice host = c->req.host;
+	for (size_t i = host.len; i > 0; i--) {
+		if (host.p[i - 1] == ']')
+			break;
+		if (host.p[i - 1] == ':') {
+			host.len = i - 1;
+			break;
+		}
+	}
+	char loc[OUT_RESERVE - 1024];
+	struct http_out o = { loc, 0, sizeof(loc) };
+	bool tls = to && to->tls;
+	int port = c->ep->redirect_port;
+	bool ok = http_out_str(&o, "Location: ") && http_out_str(&o, tls ? "https://" : "http://") &&
+		  http_out_slice(&o, host);
+	if (ok && port != (tls ? 443 : 80))
+		ok = http_out_str(&o, ":") && http_out_uint(&o, (unsigned)port);
+	ok = ok && http_out_slice(&o, c->req.target.p[0] == '/' ? c->req.target : c->req.path);
+	if (ok && c->req.target.p[0] != '/' && c->req.query.len)
+		ok = http_out_str(&o, "?") && http_out_slice(&o, c->req.query);
+	ok = ok && http_out_str(&o, "\r\n") && o.len < sizeof(loc);
+	if (!ok) {
+		conn_respond_text(c, 414, "414 URI Too Long\n");
+		return;
+	}
+	loc[o.len] = '\0';
+	c->router = "redirect";
+	conn_respond(c, 308, "text/plain; charset=utf-8", SLICE_LIT("308 Permanent Redirect\n"), loc);
+}
+
+/* A request head is complete: route it and run its handler. */
+static void conn_dispatch(struct conn *c)
+{
+	struct http_request *r = &c->req;
+	c->router = NULL;
+	c->service_url = NULL;
+	c->keep_alive = r->keep_alive && !server.stopping && !c->peer_eof;
+
+	if (slice_eq(r->method, SLICE_LIT("CONNECT"))) {
+		c->keep_alive = false;
+		conn_respond_text(c, 501, "501 Not Implemented\n");
+		return;
+	}
+	uint64_t max_body = c->ep->conf->max_body_size;
+	if (max_body && r->body == HTTP_BODY_LENGTH && r->content_length > max_body) {
+		c->keep_alive = false;
+		conn_respond_text(c, 413, "413 Content Too Large\n");
+		return;
+	}
+	/* A final answer sent before the body was asked for leaves the client free to
+	 * send it or not (RFC 9110 §10.1.1): the framing is lost, so close after. */
+	if (r->expect_continue && r->body != HTTP_BODY_NONE)
+		c->keep_alive = false;
+
+	if (c->ep->redirect_port && !slice_has_prefix(r->path, SLICE_LIT("/.well-known/acme-challenge/"))) {
+		respond_redirect(c);
+		return;
+	}
+	struct rule_subject subject = {
+		.method = r->method,
+		.host = r->host,
+		.path = r->path,
+		.query = r->query,
+		.fields = r->fields,
+		.nfields = r->nfields,
+		.client = (const struct sockaddr *)&c->peer,
+	};
+	const struct route *route = snapshot_route(c->ep, &subject);
+	if (!route) {
+		conn_respond_text(c, 404, "404 page not found\n");
+		return;
+	}
+	c->router = route->name;
+	switch (route->service->conf->type) {
+	case SERVICE_HELLO:
+		hello_handle(c, route->service);
+		break;
+	default:
+		conn_respond_text(c, 501, "501 Not Implemented\n");
+		break;
+	}
+}
+
+/* Between requests a connection moves to the newest configuration (SPEC §4:
+ * requests in flight finish on the one they started with). */
+static void conn_refresh_snapshot(struct conn *c)
+{
+	if (c->snap == server.snap)
+		return;
+	const struct entrypoint_rt *ep = snapshot_entrypoint(server.snap, c->listener->name);
+	if (!ep)
+		return; /* entry point removed: finish on the old one */
+	snapshot_unref(c->snap);
+	c->snap = snapshot_ref(server.snap);
+	c->ep = ep;
+}
+
+static int parse_error_status(int rc)
+{
+	switch (rc) {
+	case HTTP_ERR_HEAD_TOO_LARGE:
+	case HTTP_ERR_TOO_MANY_FIELDS: return 431;
+	case HTTP_ERR_VERSION: return 505;
+	case HTTP_ERR_TE: return 501;
+	default: return 400;
+	}
+}
+
+/* Starts discarding the body of a request whose handler did not need it. */
+static void conn_begin_body(struct conn *c)
+{
+	if (c->req.body == HTTP_BODY_LENGTH && c->req.content_length > 0) {
+		c->phase = CONN_BODY;
+		c->body_is_chunked = false;
+		c->body_left = c->req.content_length;
+	} else if (c->req.body == HTTP_BODY_CHUNKED) {
+		c->phase = CONN_BODY;
+		c->body_is_chunked = true;
+		http_chunked_init(&c->chunked);
+	}
+}
+
+/* Consumes buffered body bytes. Returns 1 when the body is complete, 0 when more
+ * is needed, -1 on a malformed or oversized body. */
+static int conn_skip_body(struct conn *c)
+{
+	const char *p = c->in + c->in_off;
+	size_t avail = c->in_len - c->in_off;
+	if (!c->body_is_chunked) {
+		size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+		c->in_off += take;
+		c->body_left -= take;
+		return c->body_left == 0;
+	}
+	uint64_t max_body = c->ep->conf->max_body_size;
+	while (avail > 0 && c->chunked.state != CHUNK_DONE) {
+		size_t off, len = 0;
+		ssize_t used = http_chunked_feed(&c->chunked, p, avail, &off, &len);
+		if (used < 0)
+			return -1;
+		c->body_left += len; /* counts bytes received, against max_body_size */
+		if (max_body && c->body_left > max_body)
+			return -1;
+		p += used;
+		avail -= (size_t)used;
+		c->in_off += (size_t)used;
+	}
+	return c->chunked.state == CHUNK_DONE;
+}
+
+/* The response is queued and the body consumed: get ready for the next request.
+ * (The access log was written when the response was queued: the head's bytes
+ * may be gone by now.) */
+static void conn_end_request(struct conn *c)
+{
+	c->requests++;
+	c->phase = c->keep_alive ? CONN_HEAD : CONN_DONE;
+	c->body_left = 0;
+}
+
+static void conn_process(struct conn *c)
+{
+	for (;;) {
+		if (c->phase == CONN_HEAD) {
+			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE)
+				break;
+			conn_refresh_snapshot(c);
+			int rc = http_parse_request(c->in + c->in_off, c->in_len - c->in_off,
+						    c->ep->conf->max_header_size, &c->req);
+			if (rc == HTTP_INCOMPLETE)
+				break;
+			c->started = ev_time();
+			if (rc < 0) {
+				int status = parse_error_status(rc);
+				memset(&c->req, 0, sizeof(c->req));
+				c->req.method = SLICE_LIT("-");
+				c->req.target = SLICE_LIT("-");
+				c->req.minor = 1;
+				c->keep_alive = false;
+				conn_respond_text(c, status, status == 431 ? "431 Request Header Fields Too Large\n"
+						       : status == 505 ? "505 HTTP Version Not Supported\n"
+						       : status == 501 ? "501 Not Implemented\n"
+								       : "400 Bad Request\n");
+				conn_log_request(c);
+				conn_end_request(c);
+				break;
+			}
+			conn_dispatch(c);
+			conn_log_request(c);
+			conn_begin_body(c);
+			c->in_off += (size_t)rc;
+			if (c->phase == CONN_BODY) {
+				if (!c->keep_alive) {
+					conn_end_request(c); /* closing: no need to read the body */
+					break;
+				}
+				continue;
+			}
+			conn_end_request(c);
+			continue;
+		}
+		if (c->phase == CONN_BODY) {
+			int done = conn_skip_body(c);
+			if (done < 0) {
+				c->keep_alive = false;
+				conn_end_request(c);
+				break;
+			}
+			if (!done)
+				break;
+			conn_end_request(c);
+			continue;
+		}
+		break; /* CONN_DONE */
+	}
+	if (c->in_off == c->in_len)
+		c->in_off = c->in_len = 0;
+}
+
+/* Reads what the socket has. Returns -1 on a reset connection. */
+static int conn_read(struct conn *c)
+{
+	if (!c->in && !(c->in = buf_get(c->in_cap)))
+		return -1;
+	if (c->in_len == c->in_cap && c->in_off > 0) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+	}
+	if (c->in_len == c->in_cap)
+		return 0; /* the parser reports the oversized head */
+	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		return 0;
+	}
+	if (n == 0) {
+		c->peer_eof = true;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return -1;
+}
+
+/* Idle connections give their buffers back: an idle keep-alive connection costs
+ * only its struct (SPEC §5 memory per idle connection). */
+static void conn_release_buffers(struct conn *c)
+{
+	if (c->in && c->in_len == 0) {
+		buf_put(c->in, c->in_cap);
+		c->in = NULL;
+	}
+	if (c->out && out_pending(c) == 0) {
+		buf_put(c->out, OUT_CAP);
+		c->out = NULL;
+		c->out_len = c->out_sent = 0;
+	}
+}
+
+static void conn_step(struct conn *c, bool readable)
+{
+	size_t before = c->in_len - c->in_off;
+	size_t sent_before = c->out_sent;
+	if (readable && conn_read(c) < 0) {
+		conn_close(c);
+		return;
+	}
+	bool progress = c->in_len - c->in_off != before;
+	conn_process(c);
+	if (conn_flush(c) < 0) {
+		conn_close(c);
+		return;
+	}
+	progress = progress || c->out_sent != sent_before;
+	bool flushed = out_pending(c) == 0;
+	if (flushed && (c->phase == CONN_DONE || (c->peer_eof && (c->phase == CONN_BODY || c->in_len == c->in_off)))) {
+		/* Done, or the client has gone and nothing it sent is left to answer. */
+		conn_close(c);
+		return;
+	}
+	if (c->peer_eof && c->phase == CONN_HEAD && c->in_len > c->in_off && flushed) {
+		conn_close(c); /* half a head and no more to come */
+		return;
+	}
+	if (server.stopping && c->phase == CONN_HEAD && c->in_len == c->in_off && flushed) {
+		conn_close(c);
+		return;
+	}
+	conn_release_buffers(c);
+	conn_set_events(c);
+	conn_update_timer(c, progress);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	conn_step(w->data, revents & EV_READ);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct conn *c = w->data;
+	if (c->timer_kind == T_HEADER && c->in_len > c->in_off && out_pending(c) == 0) {
+		/* A client that started a head and stalled learns why it is dropped. */
+		memset(&c->req, 0, sizeof(c->req));
+		c->req.method = SLICE_LIT("-");
+		c->req.target = SLICE_LIT("-");
+		c->req.minor = 1;
+		c->keep_alive = false;
+		c->started = ev_time();
+		conn_respond_text(c, 408, "408 Request Timeout\n");
+		conn_log_request(c);
+		conn_end_request(c);
+		c->in_off = c->in_len = 0;
+		if (conn_flush(c) == 0 && out_pending(c)) {
+			/* try once more on writability; the send timeout bounds it */
+			conn_set_events(c);
+			conn_update_timer(c, true);
+			return;
+		}
+	}
+	conn_close(c);
+}
+
+void conn_drain_all(void)
+{
+	for (struct conn *c = all_conns, *next; c; c = next) {
+		next = c->next;
+		if (c->phase == CONN_HEAD && c->in_len == c->in_off && out_pending(c) == 0)
+			conn_close(c);
+	}
+}
+
+size_t conn_close_all(void)
+{
+	size_t n = 0;
+	while (all_conns) {
+		conn_close(all_conns);
+		n++;
+	}
+	return n;
+}

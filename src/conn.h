@@ -1,0 +1,67 @@
+/* conn.h - one downstream connection and its state machine: read a request head,
+ * route it, hand it to a handler, write the response, repeat (keep-alive and
+ * pipelining in order). */
+#ifndef EDGEPROXY_CONN_H
+#define EDGEPROXY_CONN_H
+
+#include <netinet/in.h>
+
+#include "ev.h"
+#include "http_parse.h"
+#include "server.h"
+#include "snapshot.h"
+
+enum conn_phase {
+	CONN_HEAD, /* waiting for (the rest of) a request head */
+	CONN_BODY, /* reading a request body that the handler does not need */
+	CONN_DONE, /* flushing the last response, then closing */
+};
+
+struct conn {
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	struct listener *listener;
+	struct snapshot *snap; /* reference held; renewed between requests */
+	const struct entrypoint_rt *ep; /* within snap */
+	struct sockaddr_storage peer;
+	char peer_text[INET6_ADDRSTRLEN];
+	enum conn_phase phase;
+	int timer_kind; /* which timeout the timer currently measures */
+
+	char *in;        /* owner: the connection (buf pool); NULL while idle */
+	size_t in_cap, in_off, in_len; /* unprocessed bytes are in[in_off..in_len) */
+	char *out;       /* owner: the connection (buf pool) */
+	size_t out_len, out_sent;
+
+	struct http_request req;
+	uint64_t body_left;          /* CONN_BODY with Content-Length */
+	struct http_chunked chunked; /* CONN_BODY with chunked */
+	bool body_is_chunked;
+	bool keep_alive;  /* after the current response */
+	bool peer_eof;    /* the client shut down its side */
+	unsigned requests;
+
+	/* the current request, for the access log */
+	ev_tstamp started;
+	const char *router;
+	const char *service_url;
+	int status;
+	uint64_t resp_size;
+
+	struct conn *prev, *next; /* every open connection, for graceful stop */
+};
+
+void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer);
+
+/* Queues a complete response with a body (handlers and errors use this).
+ * extra_headers is zero or more "Name: value\r\n" lines, or NULL. */
+void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
+		  const char *extra_headers);
+
+/* Graceful stop: closes idle connections now; busy ones close after their response. */
+void conn_drain_all(void);
+/* Closes every connection (grace period over); returns how many were open. */
+size_t conn_close_all(void);
+
+#endif

@@ -1,0 +1,16 @@
+/* listener.h - binding entry points and accepting connections, with accept paused
+ * (not failing) at max_connections or when the process runs out of descriptors. */
+#ifndef EDGEPROXY_LISTENER_H
+#define EDGEPROXY_LISTENER_H
+
+#include "server.h"
+
+/* Opens listeners for every entry point of snap that has none; closes listeners
+ * whose entry point is gone or moved. Returns -1 (old listeners untouched) if a
+ * new address cannot be bound. */
+int listener_sync(struct snapshot *snap);
+void listener_pause_all(void);
+void listener_resume_all(void);
+void listener_close_all(void);
+
+#endif

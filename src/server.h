@@ -1,0 +1,50 @@
+/* server.h - the process-wide runtime: the event loop, the current configuration
+ * snapshot, the listeners, and the lifecycle (reload, graceful stop). */
+#ifndef EDGEPROXY_SERVER_H
+#define EDGEPROXY_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ev.h"
+#include "snapshot.h"
+
+/* A listening socket. It outlives snapshots: a reload that keeps the entry point
+ * (same name and address) keeps the socket. */
+struct listener {
+	char *name; /* entry point name; owner: the listener */
+	int fd;
+	ev_io io;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct listener *next;
+};
+
+struct server {
+	struct ev_loop *loop;
+	struct snapshot *snap; /* current configuration; the server holds one reference */
+	const char *config_path;
+	uint64_t generation;
+	struct listener *listeners;
+	size_t n_conns;
+	size_t max_conns;
+	bool accept_paused;
+	bool stopping;
+	uint64_t requests_total; /* the "count" field of the access log */
+	ev_timer accept_retry;   /* accept resumes after EMFILE/ENFILE */
+	ev_timer grace;          /* graceful-stop deadline */
+	ev_signal sig_hup, sig_term, sig_int, sig_usr1;
+};
+
+extern struct server server;
+
+/* Loads the configuration, binds every entry point and serves until stopped.
+ * Returns the process exit code. */
+int server_run(const char *config_path);
+
+/* A connection closed: accept may resume, a graceful stop may finish. */
+void server_conn_closed(void);
+
+#endif
