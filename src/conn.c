@@ -5,8 +5,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -20,7 +22,11 @@
  * built-in response fits; pipelined requests wait for the output to drain. */
 #define OUT_RESERVE 8192
 
-enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND };
+enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
+
+/* How long a closing connection drains the client's leftover bytes. */
+#define LINGER_SECONDS 2.0
+#define LINGER_MAX_BYTES (256 * 1024)
 
 static struct conn *all_conns;
 
@@ -102,6 +108,7 @@ static double timer_seconds(const struct conn *c, int kind)
 	case T_IDLE: return (double)ep->idle_timeout_ms / 1000.0;
 	case T_BODY: return (double)ep->body_timeout_ms / 1000.0;
 	case T_SEND: return (double)ep->idle_timeout_ms / 1000.0;
+	case T_LINGER: return LINGER_SECONDS;
 	default: return 0;
 	}
 }
@@ -112,7 +119,9 @@ static double timer_seconds(const struct conn *c, int kind)
 static void conn_update_timer(struct conn *c, bool progress)
 {
 	int kind;
-	if (out_pending(c) && c->phase != CONN_BODY)
+	if (c->phase == CONN_LINGER)
+		kind = T_LINGER;
+	else if (out_pending(c) && c->phase != CONN_BODY)
 		kind = T_SEND;
 	else if (c->phase == CONN_BODY)
 		kind = T_BODY;
@@ -134,7 +143,7 @@ static void conn_update_timer(struct conn *c, bool progress)
 static void conn_set_events(struct conn *c)
 {
 	int want = 0;
-	if (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE)
+	if (c->phase == CONN_LINGER || (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE))
 		want |= EV_READ;
 	if (out_pending(c))
 		want |= EV_WRITE;
@@ -200,6 +209,8 @@ void conn_respond(struct conn *c, int status, const char *content_type, struct s
 		c->phase = CONN_DONE;
 		return;
 	}
+	if (!c->keep_alive && status >= 400)
+		c->unread_input = true;
 	c->status = status;
 	c->resp_size = head || bodiless ? 0 : body.len;
 	c->out_len = o.len;
@@ -400,6 +411,23 @@ static void conn_end_request(struct conn *c)
 	c->body_left = 0;
 }
 
+/* Answers a request that could not be read (bad head, timeout) and closes: there
+ * is no parsed request, so the log shows "-". */
+static void conn_respond_error(struct conn *c, int status)
+{
+	char text[64];
+	snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.method = SLICE_LIT("-");
+	c->req.target = SLICE_LIT("-");
+	c->req.minor = 1;
+	c->keep_alive = false;
+	c->started = ev_time();
+	conn_respond_text(c, status, text);
+	conn_log_request(c);
+	conn_end_request(c);
+}
+
 static void conn_process(struct conn *c)
 {
 	for (;;) {
@@ -413,18 +441,7 @@ static void conn_process(struct conn *c)
 				break;
 			c->started = ev_time();
 			if (rc < 0) {
-				int status = parse_error_status(rc);
-				memset(&c->req, 0, sizeof(c->req));
-				c->req.method = SLICE_LIT("-");
-				c->req.target = SLICE_LIT("-");
-				c->req.minor = 1;
-				c->keep_alive = false;
-				conn_respond_text(c, status, status == 431 ? "431 Request Header Fields Too Large\n"
-						       : status == 505 ? "505 HTTP Version Not Supported\n"
-						       : status == 501 ? "501 Not Implemented\n"
-								       : "400 Bad Request\n");
-				conn_log_request(c);
-				conn_end_request(c);
+				conn_respond_error(c, parse_error_status(rc));
 				break;
 			}
 			conn_dispatch(c);
@@ -433,6 +450,7 @@ static void conn_process(struct conn *c)
 			c->in_off += (size_t)rc;
 			if (c->phase == CONN_BODY) {
 				if (!c->keep_alive) {
+					c->unread_input = true;
 					conn_end_request(c); /* closing: no need to read the body */
 					break;
 				}
@@ -445,6 +463,7 @@ static void conn_process(struct conn *c)
 			int done = conn_skip_body(c);
 			if (done < 0) {
 				c->keep_alive = false;
+				c->unread_input = true;
 				conn_end_request(c);
 				break;
 			}
@@ -500,8 +519,31 @@ static void conn_release_buffers(struct conn *c)
 	}
 }
 
+/* Reads and drops what the client still sends; closes at its EOF or the limit. */
+static void conn_linger(struct conn *c)
+{
+	char sink[4096];
+	for (;;) {
+		ssize_t n = read(c->fd, sink, sizeof(sink));
+		if (n > 0) {
+			c->body_left += (size_t)n;
+			if (c->body_left > LINGER_MAX_BYTES)
+				break;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		break;
+	}
+	conn_close(c);
+}
+
 static void conn_step(struct conn *c, bool readable)
 {
+	if (c->phase == CONN_LINGER) {
+		conn_linger(c);
+		return;
+	}
 	size_t before = c->in_len - c->in_off;
 	size_t sent_before = c->out_sent;
 	if (readable && conn_read(c) < 0) {
@@ -516,6 +558,15 @@ static void conn_step(struct conn *c, bool readable)
 	}
 	progress = progress || c->out_sent != sent_before;
 	bool flushed = out_pending(c) == 0;
+	if (flushed && c->phase == CONN_DONE && c->unread_input && !c->peer_eof) {
+		shutdown(c->fd, SHUT_WR);
+		c->phase = CONN_LINGER;
+		c->body_left = 0;
+		conn_release_buffers(c);
+		conn_set_events(c);
+		conn_update_timer(c, false);
+		return;
+	}
 	if (flushed && (c->phase == CONN_DONE || (c->peer_eof && (c->phase == CONN_BODY || c->in_len == c->in_off)))) {
 		/* Done, or the client has gone and nothing it sent is left to answer. */
 		conn_close(c);
@@ -547,22 +598,10 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	struct conn *c = w->data;
 	if (c->timer_kind == T_HEADER && c->in_len > c->in_off && out_pending(c) == 0) {
 		/* A client that started a head and stalled learns why it is dropped. */
-		memset(&c->req, 0, sizeof(c->req));
-		c->req.method = SLICE_LIT("-");
-		c->req.target = SLICE_LIT("-");
-		c->req.minor = 1;
-		c->keep_alive = false;
-		c->started = ev_time();
-		conn_respond_text(c, 408, "408 Request Timeout\n");
-		conn_log_request(c);
-		conn_end_request(c);
+		conn_respond_error(c, 408);
 		c->in_off = c->in_len = 0;
-		if (conn_flush(c) == 0 && out_pending(c)) {
-			/* try once more on writability; the send timeout bounds it */
-			conn_set_events(c);
-			conn_update_timer(c, true);
-			return;
-		}
+		conn_step(c, false); /* flush, then linger and close */
+		return;
 	}
 	conn_close(c);
 }

@@ -15,6 +15,9 @@ enum conn_phase {
 	CONN_HEAD, /* waiting for (the rest of) a request head */
 	CONN_BODY, /* reading a request body that the handler does not need */
 	CONN_DONE, /* flushing the last response, then closing */
+	CONN_LINGER, /* response sent, our side shut down: draining what the client
+		      * still sends, so that its unread bytes do not turn our
+		      * close into a reset that destroys the response */
 };
 
 struct conn {
@@ -40,6 +43,7 @@ struct conn {
 	bool body_is_chunked;
 	bool keep_alive;  /* after the current response */
 	bool peer_eof;    /* the client shut down its side */
+	bool unread_input; /* closing with request bytes possibly still in flight */
 	unsigned requests;
 
 	/* the current request, for the access log */
