@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,27 @@ static char *section_base(struct parse_state *st)
 	abort();
 }
 
+/* Resolves a server's host once per load (musl's resolver; literals and
+ * "localhost" need no /etc files, which a scratch container may lack). */
+static int resolve_server(const char *host, uint16_t port, struct sockaddr_storage *addr, socklen_t *len)
+{
+	char lit[80];
+	snprintf(lit, sizeof(lit), "%s:%u", strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, (unsigned)port);
+	if (strchr(host, ':'))
+		snprintf(lit, sizeof(lit), "[%s]:%u", host, (unsigned)port);
+	if (confval_listen(lit, addr, len) == 0)
+		return 0;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	char service[8];
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	if (getaddrinfo(host, service, &hints, &res) != 0)
+		return -1;
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
 /* Parses `http://host:port [weight=N] [backup]`. Returns an error text or NULL. */
 static const char *parse_server(const char *text, struct conf_server *out)
 {
@@ -267,13 +289,17 @@ static const char *parse_server(const char *text, struct conf_server *out)
 			return "unknown server option (weight=N or backup)";
 		}
 	}
+	if (resolve_server(host, (uint16_t)p, &out->addr, &out->addrlen) < 0)
+		return "server host does not resolve";
 	out->host = xstrdup(host);
 	out->port = (uint16_t)p;
-	char *u;
-	if (strchr(host, ':') ? asprintf(&u, "http://[%s]:%u", host, (unsigned)p) < 0
-			      : asprintf(&u, "http://%s:%u", host, (unsigned)p) < 0)
+	char *a;
+	if (strchr(host, ':') ? asprintf(&a, "[%s]:%u", host, (unsigned)p) < 0
+			      : asprintf(&a, "%s:%u", host, (unsigned)p) < 0)
 		abort();
-	out->url = u;
+	out->authority = a;
+	if (asprintf(&out->url, "http://%s", a) < 0)
+		abort();
 	return NULL;
 }
 
@@ -415,9 +441,6 @@ static void finish_section(struct parse_state *st)
 			conf_error(st->errs, f, sl, "[service %s] type=static needs root = DIRECTORY", s->name);
 		if (s->type == SERVICE_STATIC)
 			conf_error(st->errs, f, key_line(st, "type"), "type: static is not implemented in this build");
-		if (s->type == SERVICE_PROXY)
-			conf_error(st->errs, f, key_line(st, "type") ? key_line(st, "type") : sl,
-				   "type: proxy is not implemented in this build");
 		break;
 	}
 	case SEC_ADMIN: {
@@ -717,6 +740,7 @@ void config_free(struct config *cfg)
 		for (size_t j = 0; j < s->n_servers; j++) {
 			free(s->servers[j].url);
 			free(s->servers[j].host);
+			free(s->servers[j].authority);
 		}
 		free(s->servers);
 		free(s->sticky_cookie);

@@ -71,7 +71,10 @@ struct conf_router {
 struct conf_server {
 	char *url;  /* "http://host:port" as written, for logs and metrics */
 	char *host; /* name or literal, without brackets */
+	char *authority; /* "host:port" ("[v6]:port"), the Host sent when pass_host_header = off */
 	uint16_t port;
+	struct sockaddr_storage addr; /* resolved when the configuration is loaded */
+	socklen_t addrlen;
 	int64_t weight;
 	bool backup;
 	int line;

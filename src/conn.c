@@ -16,8 +16,8 @@
 #include "hello.h"
 #include "http_write.h"
 #include "log.h"
+#include "proxy.h"
 
-#define OUT_CAP 16384
 /* A new request is only taken while this much output space is free, so that any
  * built-in response fits; pipelined requests wait for the output to drain. */
 #define OUT_RESERVE 8192
@@ -36,6 +36,8 @@ static void conn_process(struct conn *c);
 
 static void conn_close(struct conn *c)
 {
+	if (c->exchange)
+		proxy_abort(c->exchange);
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -119,7 +121,9 @@ static double timer_seconds(const struct conn *c, int kind)
 static void conn_update_timer(struct conn *c, bool progress)
 {
 	int kind;
-	if (c->phase == CONN_LINGER)
+	if (c->phase == CONN_PROXY)
+		kind = T_NONE; /* the exchange runs its own timers */
+	else if (c->phase == CONN_LINGER)
 		kind = T_LINGER;
 	else if (out_pending(c) && c->phase != CONN_BODY)
 		kind = T_SEND;
@@ -143,8 +147,15 @@ static void conn_update_timer(struct conn *c, bool progress)
 static void conn_set_events(struct conn *c)
 {
 	int want = 0;
-	if (c->phase == CONN_LINGER || (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE))
+	if (c->phase == CONN_PROXY) {
+		/* Read only what the exchange can take, with room in the buffer:
+		 * epoll is level-triggered, so asking with a full buffer would spin. */
+		if (proxy_wants_client_read(c->exchange) && !c->peer_eof && (c->in_len - c->in_off) < c->in_cap)
+			want |= EV_READ;
+	} else if (c->phase == CONN_LINGER ||
+		   (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE)) {
 		want |= EV_READ;
+	}
 	if (out_pending(c))
 		want |= EV_WRITE;
 	if (want == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
@@ -155,23 +166,25 @@ static void conn_set_events(struct conn *c)
 		ev_io_start(server.loop, &c->io);
 }
 
-/* Writes queued output. Returns -1 when the connection is gone. */
-static int conn_flush(struct conn *c)
+/* Writes queued output. Returns the bytes written, or -1 when the connection is gone. */
+static ssize_t conn_flush(struct conn *c)
 {
+	ssize_t total = 0;
 	while (out_pending(c)) {
 		ssize_t n = write(c->fd, c->out + c->out_sent, out_pending(c));
 		if (n > 0) {
 			c->out_sent += (size_t)n;
+			total += n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
+			return total;
 		return -1;
 	}
 	c->out_len = c->out_sent = 0;
-	return 0;
+	return total;
 }
 
 void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
@@ -281,8 +294,9 @@ static void respond_redirect(struct conn *c)
 	conn_respond(c, 308, "text/plain; charset=utf-8", SLICE_LIT("308 Permanent Redirect\n"), loc);
 }
 
-/* A request head is complete: route it and run its handler. */
-static void conn_dispatch(struct conn *c)
+/* A request head is complete: route it and run its handler. Returns true when
+ * the proxy took the request over, false when the response is queued here. */
+static bool conn_dispatch(struct conn *c)
 {
 	struct http_request *r = &c->req;
 	c->router = NULL;
@@ -292,22 +306,17 @@ static void conn_dispatch(struct conn *c)
 	if (slice_eq(r->method, SLICE_LIT("CONNECT"))) {
 		c->keep_alive = false;
 		conn_respond_text(c, 501, "501 Not Implemented\n");
-		return;
+		return false;
 	}
 	uint64_t max_body = c->ep->conf->max_body_size;
 	if (max_body && r->body == HTTP_BODY_LENGTH && r->content_length > max_body) {
 		c->keep_alive = false;
 		conn_respond_text(c, 413, "413 Content Too Large\n");
-		return;
+		return false;
 	}
-	/* A final answer sent before the body was asked for leaves the client free to
-	 * send it or not (RFC 9110 §10.1.1): the framing is lost, so close after. */
-	if (r->expect_continue && r->body != HTTP_BODY_NONE)
-		c->keep_alive = false;
-
 	if (c->ep->redirect_port && !slice_has_prefix(r->path, SLICE_LIT("/.well-known/acme-challenge/"))) {
 		respond_redirect(c);
-		return;
+		return false;
 	}
 	struct rule_subject subject = {
 		.method = r->method,
@@ -321,9 +330,18 @@ static void conn_dispatch(struct conn *c)
 	const struct route *route = snapshot_route(c->ep, &subject);
 	if (!route) {
 		conn_respond_text(c, 404, "404 page not found\n");
-		return;
+		return false;
 	}
 	c->router = route->name;
+	if (route->service->conf->type == SERVICE_PROXY) {
+		proxy_start(c, route->service);
+		return true;
+	}
+	/* A built-in handler answers without asking for the body: after a final
+	 * answer to "Expect: 100-continue" the client may send it or not (RFC 9110
+	 * §10.1.1), so the framing is lost and the connection closes after. */
+	if (r->expect_continue && r->body != HTTP_BODY_NONE)
+		c->keep_alive = false;
 	switch (route->service->conf->type) {
 	case SERVICE_HELLO:
 		hello_handle(c, route->service);
@@ -332,6 +350,7 @@ static void conn_dispatch(struct conn *c)
 		conn_respond_text(c, 501, "501 Not Implemented\n");
 		break;
 	}
+	return false;
 }
 
 /* Between requests a connection moves to the newest configuration (SPEC §4:
@@ -404,7 +423,7 @@ static int conn_skip_body(struct conn *c)
 /* The response is queued and the body consumed: get ready for the next request.
  * (The access log was written when the response was queued: the head's bytes
  * may be gone by now.) */
-static void conn_end_request(struct conn *c)
+void conn_request_done(struct conn *c)
 {
 	c->requests++;
 	c->phase = c->keep_alive ? CONN_HEAD : CONN_DONE;
@@ -425,7 +444,7 @@ static void conn_respond_error(struct conn *c, int status)
 	c->started = ev_time();
 	conn_respond_text(c, status, text);
 	conn_log_request(c);
-	conn_end_request(c);
+	conn_request_done(c);
 }
 
 static void conn_process(struct conn *c)
@@ -444,19 +463,23 @@ static void conn_process(struct conn *c)
 				conn_respond_error(c, parse_error_status(rc));
 				break;
 			}
-			conn_dispatch(c);
+			if (conn_dispatch(c)) {
+				/* The proxy took the request (it logs and ends it itself). */
+				c->in_off += (size_t)rc;
+				continue;
+			}
 			conn_log_request(c);
 			conn_begin_body(c);
 			c->in_off += (size_t)rc;
 			if (c->phase == CONN_BODY) {
 				if (!c->keep_alive) {
 					c->unread_input = true;
-					conn_end_request(c); /* closing: no need to read the body */
+					conn_request_done(c); /* closing: no need to read the body */
 					break;
 				}
 				continue;
 			}
-			conn_end_request(c);
+			conn_request_done(c);
 			continue;
 		}
 		if (c->phase == CONN_BODY) {
@@ -464,13 +487,18 @@ static void conn_process(struct conn *c)
 			if (done < 0) {
 				c->keep_alive = false;
 				c->unread_input = true;
-				conn_end_request(c);
+				conn_request_done(c);
 				break;
 			}
 			if (!done)
 				break;
-			conn_end_request(c);
+			conn_request_done(c);
 			continue;
+		}
+		if (c->phase == CONN_PROXY) {
+			if (!proxy_progress(c->exchange))
+				break;
+			continue; /* exchange over: on to the next pipelined request */
 		}
 		break; /* CONN_DONE */
 	}
@@ -545,18 +573,29 @@ static void conn_step(struct conn *c, bool readable)
 		return;
 	}
 	size_t before = c->in_len - c->in_off;
-	size_t sent_before = c->out_sent;
 	if (readable && conn_read(c) < 0) {
 		conn_close(c);
 		return;
 	}
 	bool progress = c->in_len - c->in_off != before;
-	conn_process(c);
-	if (conn_flush(c) < 0) {
-		conn_close(c);
-		return;
+	/* While proxying, writing to the client makes room that the exchange can fill
+	 * at once from what the upstream already sent: go round again instead of
+	 * waiting for an event. Bounded, so one fast stream cannot starve the loop. */
+	for (int round = 0;; round++) {
+		conn_process(c);
+		ssize_t written = conn_flush(c);
+		if (written < 0) {
+			conn_close(c);
+			return;
+		}
+		progress = progress || written > 0;
+		if (c->phase != CONN_PROXY || written == 0)
+			break;
+		if (round == 32) {
+			ev_feed_event(server.loop, &c->io, EV_WRITE); /* more next turn */
+			break;
+		}
 	}
-	progress = progress || c->out_sent != sent_before;
 	bool flushed = out_pending(c) == 0;
 	if (flushed && c->phase == CONN_DONE && c->unread_input && !c->peer_eof) {
 		shutdown(c->fd, SHUT_WR);
@@ -567,7 +606,8 @@ static void conn_step(struct conn *c, bool readable)
 		conn_update_timer(c, false);
 		return;
 	}
-	if (flushed && (c->phase == CONN_DONE || (c->peer_eof && (c->phase == CONN_BODY || c->in_len == c->in_off)))) {
+	if (flushed && (c->phase == CONN_DONE ||
+			(c->peer_eof && c->phase != CONN_PROXY && (c->phase == CONN_BODY || c->in_len == c->in_off)))) {
 		/* Done, or the client has gone and nothing it sent is left to answer. */
 		conn_close(c);
 		return;
@@ -583,6 +623,11 @@ static void conn_step(struct conn *c, bool readable)
 	conn_release_buffers(c);
 	conn_set_events(c);
 	conn_update_timer(c, progress);
+}
+
+void conn_kick(struct conn *c)
+{
+	conn_step(c, false);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)

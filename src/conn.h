@@ -11,9 +11,13 @@
 #include "server.h"
 #include "snapshot.h"
 
+/* Size of the buffer that responses are written into for the client. */
+#define OUT_CAP 16384
+
 enum conn_phase {
 	CONN_HEAD, /* waiting for (the rest of) a request head */
 	CONN_BODY, /* reading a request body that the handler does not need */
+	CONN_PROXY, /* an exchange with an upstream server runs (proxy.c) */
 	CONN_DONE, /* flushing the last response, then closing */
 	CONN_LINGER, /* response sent, our side shut down: draining what the client
 		      * still sends, so that its unread bytes do not turn our
@@ -53,6 +57,8 @@ struct conn {
 	int status;
 	uint64_t resp_size;
 
+	struct proxy_exchange *exchange; /* CONN_PROXY; owner: the connection */
+
 	struct conn *prev, *next; /* every open connection, for graceful stop */
 };
 
@@ -62,6 +68,14 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
  * extra_headers is zero or more "Name: value\r\n" lines, or NULL. */
 void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
 		  const char *extra_headers);
+
+/* Something happened on the connection's behalf (an upstream became readable):
+ * run the state machine as if the client socket had an event. The connection
+ * may be closed and freed on return. */
+void conn_kick(struct conn *c);
+
+/* The current request is answered: on to the next one, or to closing. */
+void conn_request_done(struct conn *c);
 
 /* Graceful stop: closes idle connections now; busy ones close after their response. */
 void conn_drain_all(void);

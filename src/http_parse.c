@@ -55,6 +55,58 @@ static inline bool is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Word-at-a-time scanning (SWAR): eight bytes are tested with a few integer
+ * operations, so the long runs of plain text in a head cost little. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t load64(const char *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof(x));
+	return x;
+}
+
+/* Nonzero iff some byte of x is below n (n <= 128); bytes >= 0x80 never count. */
+static inline uint64_t any_below(uint64_t x, unsigned n)
+{
+	return (x - ONES * n) & ~x & HIGHS;
+}
+
+/* Offset of the first flagged byte in a nonzero any_below/any_equal mask; the
+ * lowest flag is always exact (borrows only run upwards). Without a way to count
+ * trailing zeros, 0: the caller's byte loop then finds the byte itself. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (size_t)__builtin_ctzll(m) >> 3;
+#else
+	(void)m;
+	return 0;
+#endif
+}
+
+/* Nonzero iff some byte of x equals b. */
+static inline uint64_t any_equal(uint64_t x, unsigned b)
+{
+	return any_below(x ^ (ONES * b), 1);
+}
+
+/* Skips 8-byte words made only of field-value bytes other than HTAB: no CTL, no
+ * DEL (RFC 9110 §5.5); the caller checks the rest one byte at a time. */
+static size_t skip_fval_words(const char *buf, size_t i, size_t lim)
+{
+	while (i + 8 <= lim) {
+		uint64_t x = load64(buf + i);
+		uint64_t m = any_below(x, 0x20) | any_equal(x, 0x7f);
+		if (m)
+			return i + first_flagged(m);
+		i += 8;
+	}
+	return i;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -108,7 +160,17 @@ static int find_head(const char *buf, size_t len, size_t max_head, size_t *scan,
 			line = i;
 	}
 	while (i < lim) {
-		char c = buf[i];
+		char c;
+
+		if (i + 8 <= lim) {
+			uint64_t m = any_below(load64(buf + i), '\r' + 1);
+			if (!m) {
+				i += 8;
+				continue;
+			}
+			i += first_flagged(m);
+		}
+		c = buf[i];
 		if ((unsigned char)c > '\r') {
 			i++;
 			continue;
@@ -150,7 +212,7 @@ static int parse_fields(const char *buf, size_t p, size_t end, struct http_field
 		v = n + 1;
 		while (is_ows(buf[v]))
 			v++;
-		e = v;
+		e = skip_fval_words(buf, v, end);
 		while (is(buf[e], C_FVAL))
 			e++;
 		if (buf[e] != '\r')
@@ -374,6 +436,26 @@ struct head_facts {
 	bool has_upgrade, expect_continue;
 };
 
+/* Connection options we act on (RFC 9110 §7.6.1), in one walk over the list. */
+static void connection_options(struct slice v, struct head_facts *h)
+{
+	size_t i = 0;
+
+	while (i < v.len) {
+		const char *comma = memchr(v.p + i, ',', v.len - i);
+		size_t e = comma ? (size_t)(comma - v.p) : v.len;
+		struct slice el = trim_ows(slice_make(v.p + i, e - i));
+
+		if (slice_case_eq(el, SLICE_LIT("close")))
+			h->conn_close = true;
+		else if (slice_case_eq(el, SLICE_LIT("keep-alive")))
+			h->conn_keep_alive = true;
+		else if (slice_case_eq(el, SLICE_LIT("upgrade")))
+			h->conn_upgrade = true;
+		i = e + 1;
+	}
+}
+
 static void gather_facts(const struct http_field *f, size_t n, struct head_facts *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -397,11 +479,8 @@ static void gather_facts(const struct http_field *f, size_t n, struct head_facts
 				h->has_upgrade = true;
 			break;
 		case 10:
-			if (slice_case_eq(name, SLICE_LIT("connection"))) {
-				h->conn_close |= http_token_list_has(v, SLICE_LIT("close"));
-				h->conn_keep_alive |= http_token_list_has(v, SLICE_LIT("keep-alive"));
-				h->conn_upgrade |= http_token_list_has(v, SLICE_LIT("upgrade"));
-			}
+			if (slice_case_eq(name, SLICE_LIT("connection")))
+				connection_options(v, h);
 			break;
 		case 14:
 			if (slice_case_eq(name, SLICE_LIT("content-length"))) {
@@ -497,6 +576,15 @@ static int parse_request_line(const char *buf, size_t p, size_t end, struct http
 		return HTTP_ERR_BAD;
 	t = m + 1;
 	v = t;
+	while (v + 8 <= end) { /* words of VCHAR only: no CTL, SP, DEL or obs-text */
+		uint64_t x = load64(buf + v);
+		uint64_t bad = any_below(x, 0x21) | any_equal(x, 0x7f) | (x & HIGHS);
+		if (bad) {
+			v += first_flagged(bad);
+			break;
+		}
+		v += 8;
+	}
 	while (is(buf[v], C_VIS))
 		v++;
 	if (v == t || buf[v] != ' ')

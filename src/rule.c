@@ -401,13 +401,15 @@ static char *regex_translate(const char *re, size_t len, const char **why)
 	unsigned g = 0;
 	char *out = malloc(len * 7 + 1); /* "\W" (2 bytes) grows to 13 at most */
 	size_t o = 0, i = 0, copies, n;
-	bool in_bracket = false;
+	bool in_bracket = false, after_repeat = false; /* the last token was x*, x{n}... */
 
 	*why = "out of memory";
 	if (!out)
 		return NULL;
 	while (i < len) {
 		char c = re[i];
+		bool was_repeat = after_repeat;
+		after_repeat = false;
 		if (sum[g] > RULE_REGEX_MAX_SIZE) {
 			*why = "too large once its repetitions are expanded";
 			goto bad;
@@ -477,19 +479,22 @@ static char *regex_translate(const char *re, size_t len, const char **why)
 			continue;
 		case '*':
 		case '?':
-			out[o++] = re[i++];
-			continue;
 		case '+':
-			/* glibc compiles x+ as x x* */
-			sum[g] = sat_add(sum[g], last);
-			last = sat_mul(last, 2);
-			out[o++] = re[i++];
-			continue;
 		case '{':
-			n = interval_at(re, len, i, &copies);
+			n = c == '{' ? interval_at(re, len, i, &copies) : 1;
 			if (n == 0)
-				break;
-			if (copies > 255) {
+				break; /* not an interval: regcomp judges the '{' */
+			if (was_repeat) {
+				/* RE2 refuses "a**", "a+*", "a{2}{3}" too; glibc takes seconds
+				 * to compile some of them */
+				*why = "stacked repetition operators (use a group)";
+				goto bad;
+			}
+			if (c == '+') {
+				copies = 2; /* glibc compiles x+ as x x* */
+			} else if (c != '{') {
+				copies = 1;
+			} else if (copies > 255) {
 				/* musl's RE_DUP_MAX; glibc would allow more, keep builds alike */
 				*why = "repetition count above 255";
 				goto bad;
@@ -499,6 +504,11 @@ static char *regex_translate(const char *re, size_t len, const char **why)
 			memcpy(out + o, re + i, n);
 			o += n;
 			i += n;
+			/* RE2's non-greedy "x*?" means, for a yes/no match, what POSIX
+			 * reads as (x*)? */
+			if (i < len && re[i] == '?')
+				out[o++] = re[i++];
+			after_repeat = true;
 			continue;
 		case '\\':
 			if (i + 1 >= len)

@@ -2,6 +2,8 @@
  * Rules were compiled during validation; the snapshot only orders and links them. */
 #include "snapshot.h"
 
+#include "upstream.h"
+
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,9 @@ struct snapshot *snapshot_build(struct config *cfg, uint64_t generation)
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		s->services[i].conf = &cfg->services[i];
 		s->services[i].message = slice_cstr(cfg->services[i].message);
+		if (cfg->services[i].type == SERVICE_PROXY &&
+		    !(s->services[i].group = upstream_group_new(&cfg->services[i])))
+			goto fail;
 	}
 	s->n_entrypoints = cfg->n_entrypoints;
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
@@ -108,6 +113,8 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->n_entrypoints; i++)
 		free(s->entrypoints[i].routes);
 	free(s->entrypoints);
+	for (size_t i = 0; i < s->n_services; i++)
+		upstream_group_free(s->services[i].group);
 	free(s->services);
 	config_free(s->cfg);
 	free(s);

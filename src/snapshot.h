@@ -9,9 +9,12 @@
 #include "config.h"
 #include "rule.h"
 
+struct upstream_group;
+
 struct service_rt {
 	const struct conf_service *conf;
-	struct slice message; /* type=hello */
+	struct slice message;         /* type=hello */
+	struct upstream_group *group; /* type=proxy; owner: the snapshot */
 };
 
 struct route {

@@ -434,6 +434,50 @@ static void test_head_too_large(void)
 	CHECK(parse_req(buf, n - 2, n - 1, &req) == HTTP_INCOMPLETE);
 }
 
+/* The scanners test eight bytes at a time: put each forbidden byte at every offset
+ * of a long target and a long value, so every lane of a word is exercised. */
+static void test_bad_byte_every_offset(void)
+{
+	static const char tmpl[] = "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n"
+				   "X: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n";
+	static const unsigned char value_bad[] = { 0x00, 0x01, 0x0a, 0x0b, 0x0d, 0x1f, 0x7f };
+	static const unsigned char target_bad[] = { 0x00, 0x09, 0x0a, 0x0d, 0x1f, 0x20, 0x7f, 0x80, 0xff };
+	char buf[sizeof(tmpl)];
+	struct http_request req;
+	size_t n = sizeof(tmpl) - 1;
+	size_t tgt = 5, tgt_len = 39, val = (size_t)(strstr(tmpl, "X: ") - tmpl) + 3, val_len = 49;
+
+	CHECK(parse_req(tmpl, n, MAX_HEAD, &req) == (int)n);
+	for (size_t off = 0; off < val_len; off++) {
+		for (size_t b = 0; b < sizeof(value_bad); b++) {
+			memcpy(buf, tmpl, n);
+			buf[val + off] = (char)value_bad[b];
+			CHECKF(parse_req(buf, n, MAX_HEAD, &req) == HTTP_ERR_BAD, "value off %zu byte %02x",
+			       off, value_bad[b]);
+		}
+		/* obs-text, HTAB and SP are fine inside a value */
+		memcpy(buf, tmpl, n);
+		buf[val + off] = (char)0x80;
+		buf[val + (off + 3) % val_len] = (char)0xff;
+		if (off != 0 && off != val_len - 1)
+			buf[val + off / 2 + 1] = '\t';
+		CHECKF(parse_req(buf, n, MAX_HEAD, &req) == (int)n, "value off %zu obs-text", off);
+		CHECK(req.nfields == 2 && req.fields[1].value.len == val_len);
+	}
+	for (size_t off = 0; off < tgt_len; off++) {
+		for (size_t b = 0; b < sizeof(target_bad); b++) {
+			memcpy(buf, tmpl, n);
+			buf[tgt + off] = (char)target_bad[b];
+			CHECKF(parse_req(buf, n, MAX_HEAD, &req) == HTTP_ERR_BAD, "target off %zu byte %02x",
+			       off, target_bad[b]);
+		}
+		memcpy(buf, tmpl, n);
+		buf[tgt + off] = '~';
+		CHECKF(parse_req(buf, n, MAX_HEAD, &req) == (int)n && req.target.len == tgt_len + 1,
+		       "target off %zu", off);
+	}
+}
+
 static size_t build_fields(char *buf, size_t cap, int nfields)
 {
 	size_t n = (size_t)snprintf(buf, cap, "GET / HTTP/1.1\r\nHost: h\r\n");
@@ -754,6 +798,8 @@ static const struct raw chunk_bad[] = {
 	R("5;=a\r\nhello\r\n0\r\n\r\n"),
 	R("5;a=\r\nhello\r\n0\r\n\r\n"),
 	R("5;a b\r\nhello\r\n0\r\n\r\n"),
+	R("5;a b=c\r\nhello\r\n0\r\n\r\n"),
+	R("5;a=\"b\" c\r\nhello\r\n0\r\n\r\n"),
 	R("5;a=b c\r\nhello\r\n0\r\n\r\n"),
 	R("5;a=\"b\r\nhello\r\n0\r\n\r\n"),
 	R("5;a=\"b\"c\r\nhello\r\n0\r\n\r\n"),
@@ -832,7 +878,8 @@ static void test_chunked_limits(void)
 
 TEST_MAIN("http_parse", TEST(test_valid_requests), TEST(test_field_values),
 	  TEST(test_target_slices), TEST(test_invalid_requests), TEST(test_split_every_byte),
-	  TEST(test_split_invalid), TEST(test_bare_lf_is_immediate), TEST(test_head_too_large),
+	  TEST(test_split_invalid), TEST(test_bare_lf_is_immediate),
+	  TEST(test_bad_byte_every_offset), TEST(test_head_too_large),
 	  TEST(test_many_fields), TEST(test_pipelined), TEST(test_token_list), TEST(test_responses),
 	  TEST(test_responses_invalid),
 	  TEST(test_response_resume), TEST(test_chunked_valid), TEST(test_chunked_done_and_empty),

@@ -167,6 +167,10 @@ static const struct match_case match_cases[] = {
 	{ "PathRegexp(`^/a{2}$`)", "GET|h|/aaa", NULL, NULL, false },
 	{ "PathRegexp(`((a{16}){16}){16}`)", "GET|h|/a", NULL, NULL, false }, /* 4096: allowed */
 	{ "PathRegexp(`^/a{255}`)", "GET|h|/aa", NULL, NULL, false },
+	{ "PathRegexp(`^/a*?b+?c??$`)", "GET|h|/aabbb", NULL, NULL, true }, /* RE2 non-greedy */
+	{ "PathRegexp(`^/(a*)*$`)", "GET|h|/aaa", NULL, NULL, true },
+	{ "PathRegexp(`^/a\\*+$`)", "GET|h|/a**", NULL, NULL, true },
+	{ "PathRegexp(`^/[*+]+$`)", "GET|h|/*+*", NULL, NULL, true },
 
 	/* Method: the rule's method uppercased, compared case-sensitively */
 	{ "Method(`GET`)", "GET|h|/", NULL, NULL, true },
@@ -390,7 +394,14 @@ static const struct bad_case bad_cases[] = {
 	{ "PathRegexp(`^/[\\D]`)", 12, "negated class" },
 	{ "PathRegexp(`(?i)^/a`)", 12, "bad regexp" },
 	/* found by fuzz_rule: glibc's regcomp doubles the tree per '+', memory exploded */
-	{ "PathRegexp(`e++++++++++++++++++++++++++++++++++++++++++`)", 12, "too large" },
+	{ "PathRegexp(`e++++++++++++++++++++++++++++++++++++++++++`)", 12, "stacked repetition" },
+	/* found by fuzz_rule: glibc's regcomp spent 10 s on this */
+	{ "PathRegexp(`$z******+*****+t+++!++++++++++`)", 12, "stacked repetition" },
+	{ "PathRegexp(`a**`)", 12, "stacked repetition" },
+	{ "PathRegexp(`a+*`)", 12, "stacked repetition" },
+	{ "PathRegexp(`a{2}{3}`)", 12, "stacked repetition" },
+	{ "PathRegexp(`a*??`)", 12, "stacked repetition" },
+	{ "PathRegexp(`(((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+`)", 12, "too large" },
 	{ "PathRegexp(`(a{255}){255}`)", 12, "too large" },
 	{ "PathRegexp(`((a{16}){16}){17}`)", 12, "too large" },
 	{ "PathRegexp(`a{1000}`)", 12, "repetition count above 255" },
