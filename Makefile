@@ -79,7 +79,6 @@ UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(INIH_SRC)
-UNIT_SRCS_snapshot := src/snapshot.c src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(INIH_SRC)
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 
@@ -101,7 +100,7 @@ test: test-deps
 	@$(MAKE) --no-print-directory integration
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
-FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Ibuild/src/inih-r59
+FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Ibuild/src/inih-r59
 FUZZ_SRCS_rule := src/rule.c src/cidr.c
 FUZZ_SRCS_http_request := src/http_parse.c
 FUZZ_SRCS_http_response := src/http_parse.c

@@ -454,10 +454,13 @@ static void conn_process(struct conn *c)
 			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE)
 				break;
 			conn_refresh_snapshot(c);
-			int rc = http_parse_request(c->in + c->in_off, c->in_len - c->in_off,
-						    c->ep->conf->max_header_size, &c->req);
+			/* head_scan remembers how far the head was already checked, so a
+			 * head arriving in many pieces is scanned once in total. */
+			int rc = http_parse_request_resume(c->in + c->in_off, c->in_len - c->in_off,
+							   c->ep->conf->max_header_size, &c->head_scan, &c->req);
 			if (rc == HTTP_INCOMPLETE)
 				break;
+			c->head_scan = 0;
 			c->started = ev_time();
 			if (rc < 0) {
 				conn_respond_error(c, parse_error_status(rc));

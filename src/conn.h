@@ -42,6 +42,7 @@ struct conn {
 	size_t out_len, out_sent;
 
 	struct http_request req;
+	size_t head_scan; /* parser progress within the current head */
 	uint64_t body_left;          /* CONN_BODY with Content-Length */
 	struct http_chunked chunked; /* CONN_BODY with chunked */
 	bool body_is_chunked;

@@ -230,8 +230,9 @@ static int parse_fields(const char *buf, size_t p, size_t end, struct http_field
 	return 0;
 }
 
-/* "HTTP/" DIGIT "." DIGIT at s (RFC 9112 §2.3); s has at least 8 readable bytes
- * when the caller checked it. Returns the minor version, or an error. */
+/* HTTP-version = "HTTP/" DIGIT "." DIGIT at s, avail bytes readable (RFC 9112
+ * §2.3). Returns the minor version, HTTP_ERR_VERSION for another well-formed
+ * version, or HTTP_ERR_BAD. */
 static int parse_version(const char *s, size_t avail)
 {
 	if (avail < 8 || memcmp(s, "HTTP/", 5) != 0 || s[6] != '.' || s[5] < '0' || s[5] > '9' ||

@@ -58,7 +58,9 @@ struct http_response {
 
 /* Parses a request head from buf[0..len). Returns the head length (> 0) once the
  * head is complete, HTTP_INCOMPLETE when more bytes are needed, or an error.
- * Slices in *req point into buf. max_head bounds the head size (431 past it). */
+ * Slices in *req point into buf (path may be a static "/" for an absolute-form
+ * target without one). max_head bounds the head size (431 past it); up to 16
+ * empty lines before the request line are skipped and counted in the length. */
 int http_parse_request(const char *buf, size_t len, size_t max_head, struct http_request *req);
 
 /* Parses a response head. request_method tells whether the response to it has a
@@ -100,9 +102,10 @@ struct http_chunked {
 void http_chunked_init(struct http_chunked *c);
 
 /* Consumes bytes from in[0..len). Returns the number of bytes consumed (> 0 unless
- * len == 0), or -1 on a malformed body. When body data is found, *data_off and
- * *data_len tell where it is within in[] and decoding stops right after it, so
- * call again with the rest. Done when c->state == CHUNK_DONE. */
+ * len == 0 or the body is already done), or -1 on a malformed body (and -1 from
+ * then on). When body data is found, *data_off and *data_len tell where it is
+ * within in[] and decoding stops right after it, so call again with the rest.
+ * Done when c->state == CHUNK_DONE; bytes after that belong to the next message. */
 ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t len, size_t *data_off,
 			  size_t *data_len);
 

@@ -98,6 +98,17 @@ def children(pid):
     return out
 
 
+def steal_ticks():
+    """{cpu: (steal, total)} jiffies from /proc/stat, for the noise note."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                out[line.split()[0]] = (v[7] if len(v) > 7 else 0, sum(v[:8]))
+    return out
+
+
 def cpu_ticks(pids):
     total = 0
     for pid in pids:
@@ -215,7 +226,7 @@ daemon off;
 pid {d}/nginx.pid;
 error_log stderr warn;
 worker_rlimit_nofile 65536;
-events {{ worker_connections 16384; }}
+events {{ worker_connections {max(4096, 2 * (IDLE_CONNS + CONNS) + 100)}; }}
 http {{
 	access_log off;
 	default_type application/octet-stream;
@@ -555,7 +566,7 @@ def table(ctx):
         ("hello", "rate", "hello: req/s", "{:.0f}"),
         ("hello", "per_cpu", "hello: req/CPU-s", "{:.0f}"),
         ("hello", "rss_start", "hello: RSS at start, KiB", "{:.0f}"),
-        ("hello", "start_ms", "hello: exec to listening, ms", "{:.1f}"),
+        ("hello", "start_ms", "hello: taskset exec to first accept, ms", "{:.1f}"),
         ("plain", "rate", "proxy 100 B: req/s", "{:.0f}"),
         ("plain", "per_cpu", "proxy 100 B: req/CPU-s", "{:.0f}"),
         ("64k", "rate", "proxy 64 KiB: MiB/s", "{:.1f}"),
@@ -572,7 +583,8 @@ def table(ctx):
     lines.append(f"edgeproxy bench ({ctx['version']}, {os.path.getsize(ctx['bin'])} bytes) — "
                  f"{time.strftime('%Y-%m-%d')}, {cpu} ×{os.cpu_count()}, Linux {platform.release()}")
     lines.append(f"{ctx['peers']}; ROUNDS={ROUNDS} DURATION={DURATION}s CONNS={CONNS} "
-                 f"(medians); one worker each on CPU 0; wrk -t1 + upstream nginx on CPU 1")
+                 f"(medians); one worker each on CPU {SERVER_CPU}; wrk -t1 + upstream nginx on "
+                 f"CPU {LOAD_CPU}; steal time during the run: {ctx.get('steal', '?')}")
     lines.append("")
     lines.append("| metric | edgeproxy | nginx | haproxy | ep/nginx | ep/haproxy |")
     lines.append("|---|---:|---:|---:|---:|---:|")
@@ -643,6 +655,7 @@ def main():
            "peers": (version_of(["nginx", "-v"]).replace("nginx version: ", "") + ", "
                      + " ".join(version_of(["haproxy", "-v"]).split()[:3:2]))}
     t0 = time.monotonic()
+    steal0 = steal_ticks()
 
     def on_term(*_):
         raise KeyboardInterrupt
@@ -660,6 +673,10 @@ def main():
             print(f"bench: configs and logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    steal1 = steal_ticks()
+    ctx["steal"] = ", ".join(
+        f"{c} {100 * (steal1[c][0] - steal0[c][0]) / max(1, steal1[c][1] - steal0[c][1]):.1f}%"
+        for c in (f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}") if c in steal0 and c in steal1)
     print(table(ctx))
     print(f"\n(bench took {time.monotonic() - t0:.0f}s)")
     return 0

@@ -36,8 +36,13 @@ static bool has_error(const struct conf_errors *errs, int line, const char *text
 	return false;
 }
 
+/* Shows what was reported, when a check of this test failed. */
 static void dump(const struct conf_errors *errs)
 {
+	static int shown_failures;
+	if (test_failures == shown_failures)
+		return;
+	shown_failures = test_failures;
 	for (size_t i = 0; i < errs->n; i++)
 		fprintf(stderr, "  got: %s\n", errs->msgs[i]);
 }
