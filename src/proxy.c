@@ -203,7 +203,6 @@ static bool build_request_head(struct proxy_exchange *x)
 		ok = http_out_str(&o, "?") && http_out_slice(&o, r->query);
 	ok = ok && http_out_str(&o, " HTTP/1.1\r\n") && put_host(x, &o);
 
-	struct slice xff = { 0 };
 	for (size_t i = 0; ok && i < r->nfields; i++) {
 		struct slice name = r->fields[i].name;
 		if (slice_case_eq(name, SLICE_LIT("Host")) || slice_case_eq(name, SLICE_LIT("Content-Length")) ||
@@ -211,18 +210,17 @@ static bool build_request_head(struct proxy_exchange *x)
 			continue;
 		if (is_forwarded_field(name)) {
 			/* From a trusted proxy X-Forwarded-For grows; from anyone else it is replaced. */
-			if (!trusted)
-				continue;
-			if (slice_case_eq(name, SLICE_LIT("X-Forwarded-For"))) {
-				xff = r->fields[i].value;
-				continue;
-			}
+			if (!trusted || slice_case_eq(name, SLICE_LIT("X-Forwarded-For")))
+				continue; /* X-Forwarded-For is written below */
 		}
 		ok = put_field(&o, name, r->fields[i].value);
 	}
+	/* One X-Forwarded-For: the trusted chain so far (every such field, in
+	 * order, RFC 9110 §5.3), then this client. */
 	ok = ok && http_out_str(&o, "X-Forwarded-For: ");
-	if (ok && xff.len)
-		ok = http_out_slice(&o, xff) && http_out_str(&o, ", ");
+	for (size_t i = 0; ok && trusted && i < r->nfields; i++)
+		if (slice_case_eq(r->fields[i].name, SLICE_LIT("X-Forwarded-For")) && r->fields[i].value.len)
+			ok = http_out_slice(&o, r->fields[i].value) && http_out_str(&o, ", ");
 	ok = ok && http_out_str(&o, c->peer_text) && http_out_str(&o, "\r\n");
 	if (ok && !(trusted && http_find_field(r->fields, r->nfields, SLICE_LIT("X-Forwarded-Proto"))))
 		ok = http_out_str(&o, "X-Forwarded-Proto: ") && http_out_str(&o, ep->tls ? "https" : "http") &&
@@ -645,34 +643,42 @@ bool proxy_progress(struct proxy_exchange *x)
 	}
 	uint64_t moved_before = x->req.moved + x->resp.moved;
 
-	/* Request body: client buffer -> upstream buffer. Until the response starts
-	 * a retryable request keeps its head in up_out; others may reuse the room. */
-	if (!x->req.done) {
-		if (x->up_out_sent == x->up_out_len && !x->retryable)
-			x->up_out_len = x->up_out_sent = 0;
-		if (x->tunnel)
-			x->req.eof = c->peer_eof;
-		if (c->in) {
-			if (body_pump_move(&x->req, c->in, &c->in_off, c->in_len, x->up_out, &x->up_out_len, PROXY_BUF) < 0) {
-				log_debug("malformed chunked request body from %s", c->peer_text);
+	/* Request body: client buffer -> upstream buffer -> upstream, repeated while
+	 * the upstream takes everything: an emptied buffer raises no event. Until
+	 * the response starts, a retryable request keeps its head in up_out. */
+	for (;;) {
+		if (!x->req.done) {
+			if (x->up_out_sent == x->up_out_len && !x->retryable)
+				x->up_out_len = x->up_out_sent = 0;
+			if (x->tunnel)
+				x->req.eof = c->peer_eof;
+			if (c->in) {
+				if (body_pump_move(&x->req, c->in, &c->in_off, c->in_len, x->up_out, &x->up_out_len,
+						   PROXY_BUF) < 0) {
+					log_debug("malformed chunked request body from %s", c->peer_text);
+					c->keep_alive = false;
+					fail(x, 400);
+					return true;
+				}
+			} else if (x->req.in_kind == HTTP_BODY_EOF && x->req.eof) {
+				size_t zero = 0;
+				body_pump_move(&x->req, "", &zero, 0, x->up_out, &x->up_out_len, PROXY_BUF);
+			}
+			if (!x->req.done && c->peer_eof && c->in_off == c->in_len && !x->tunnel) {
+				/* the client went away in the middle of its body */
+				release_upstream(x, false);
 				c->keep_alive = false;
-				fail(x, 400);
+				x->status = x->status ? x->status : 499;
+				finish(x);
 				return true;
 			}
-		} else if (x->req.in_kind == HTTP_BODY_EOF && x->req.eof) {
-			size_t zero = 0;
-			body_pump_move(&x->req, "", &zero, 0, x->up_out, &x->up_out_len, PROXY_BUF);
 		}
-		if (!x->req.done && c->peer_eof && c->in_off == c->in_len && !x->tunnel) {
-			/* the client went away in the middle of its body */
-			release_upstream(x, false);
-			c->keep_alive = false;
-			x->status = x->status ? x->status : 499;
-			finish(x);
-			return true;
-		}
+		size_t sent_before = x->up_out_sent;
+		flush_upstream(x);
+		if (x->req.done || x->up_out_sent != x->up_out_len || x->up_out_sent == sent_before ||
+		    c->in_off == c->in_len)
+			break;
 	}
-	flush_upstream(x);
 	if (x->tunnel && x->req.done && !x->half_closed && x->up_out_sent == x->up_out_len) {
 		shutdown(x->uc->fd, SHUT_WR);
 		x->half_closed = true;

@@ -25,6 +25,18 @@ static uint64_t fnv1a(const void *data, size_t len, uint64_t h)
 
 #define FNV_OFFSET 14695981039346656037ULL
 
+/* FNV's low bits depend only on the inputs' low bits; a final avalanche (the
+ * MurmurHash3 finaliser) makes "hash % n" use every input bit. */
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 struct upstream_group *upstream_group_new(const struct conf_service *svc)
 {
 	struct upstream_group *g = calloc(1, sizeof(*g));
@@ -135,6 +147,7 @@ static struct upstream_server *pick_ip_hash(struct upstream_group *g, bool backu
 		h = fnv1a(&((const struct sockaddr_in *)client)->sin_addr, 4, h);
 	else if (client && client->sa_family == AF_INET6)
 		h = fnv1a(&((const struct sockaddr_in6 *)client)->sin6_addr, 16, h);
+	h = mix64(h);
 	for (size_t k = 0; k < g->n; k++) {
 		struct upstream_server *s = &g->servers[(h + k) % g->n];
 		if (eligible(s, backup, avoid))

@@ -35,6 +35,12 @@ upstream (nginx's default of 1000 would close connections mid-run). HAProxy: mod
 http, option http-keep-alive, http-reuse always, nbthread 1. edgeproxy: one
 [service] with `server = http://127.0.0.1:PORT` (max_idle_per_server 32 by default).
 No access logs anywhere.
+
+Caveats: the idle delta does not see memory a server reserves up front (nginx
+allocates and touches its connection/event arrays for worker_connections at start;
+worker_connections is sized max(4096, 2*(IDLE_CONNS+CONNS)+100) here), only the
+per-connection growth. Anything else running on the machine shows up as spread
+between rounds (printed per server) and as steal time (in the table header).
 """
 import os
 import platform
