@@ -28,7 +28,7 @@ struct key_def {
 	int64_t min, max;    /* K_INT */
 };
 
-enum section_kind { SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE };
+enum section_kind { SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_TLS, SEC_CERT, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE };
 
 #define MAX_KEYS 32
 
@@ -44,6 +44,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const access_formats[] = { "common", "json", NULL };
 static const char *const service_types[] = { "proxy", "static", "hello", NULL };
 static const char *const balances[] = { "round_robin", "least_conn", "ip_hash", NULL };
+static const char *const tls_versions[] = { "1.0", "1.1", "1.2", NULL };
+static const char *const tls_ciphers[] = { "modern", "compatible", NULL };
 
 #define G(f) offsetof(struct conf_global, f)
 static const struct key_def global_keys[] = {
@@ -68,6 +70,23 @@ static const struct key_def admin_keys[] = {
 	{ "dashboard", K_BOOL, A(dashboard), "on", NULL, 0, 0 },
 };
 #undef A
+
+#define T(f) offsetof(struct conf_tls, f)
+static const struct key_def tls_keys[] = {
+	{ "min_version", K_ENUM, T(min_version), "1.2", tls_versions, 0, 0 },
+	{ "ciphers", K_ENUM, T(ciphers), "modern", tls_ciphers, 0, 0 },
+	{ "default_cert", K_STR, T(default_cert), NULL, NULL, 0, 0 },
+	{ "session_cache", K_INT, T(session_cache), "4096", NULL, 0, 1000000 },
+	{ "client_ca", K_STR, T(client_ca), NULL, NULL, 0, 0 },
+};
+#undef T
+
+#define C(f) offsetof(struct conf_cert, f)
+static const struct key_def cert_keys[] = {
+	{ "cert_file", K_STR, C(cert_file), NULL, NULL, 0, 0 },
+	{ "key_file", K_STR, C(key_file), NULL, NULL, 0, 0 },
+};
+#undef C
 
 #define E(f) offsetof(struct conf_entrypoint, f)
 static const struct key_def entrypoint_keys[] = {
@@ -125,6 +144,8 @@ static const struct key_def service_keys[] = {
 static const struct section_def sections[] = {
 	{ "global", SEC_GLOBAL, false, global_keys, NKEYS(global_keys) },
 	{ "admin", SEC_ADMIN, false, admin_keys, NKEYS(admin_keys) },
+	{ "tls", SEC_TLS, false, tls_keys, NKEYS(tls_keys) },
+	{ "cert", SEC_CERT, true, cert_keys, NKEYS(cert_keys) },
 	{ "entrypoint", SEC_ENTRYPOINT, true, entrypoint_keys, NKEYS(entrypoint_keys) },
 	{ "router", SEC_ROUTER, true, router_keys, NKEYS(router_keys) },
 	{ "service", SEC_SERVICE, true, service_keys, NKEYS(service_keys) },
@@ -132,7 +153,7 @@ static const struct section_def sections[] = {
 
 /* Sections the SPEC names that this build does not implement yet: a clear error
  * beats silently ignoring a user's TLS or middleware settings. */
-static const char *const unimplemented_sections[] = { "tls", "cert", "acme", "middleware", NULL };
+static const char *const unimplemented_sections[] = { "acme", "middleware", NULL };
 
 struct parse_state {
 	struct config *cfg;
@@ -142,8 +163,8 @@ struct parse_state {
 	size_t index;                  /* which entry of the named-section array */
 	int section_line;
 	int key_lines[MAX_KEYS]; /* line each key was set on, 0 = not set */
-	bool seen_global, seen_admin;
-	int global_line, admin_line;
+	bool seen_global, seen_admin, seen_tls;
+	int global_line, admin_line, tls_line;
 };
 
 void conf_error(struct conf_errors *errs, const char *file, int line, const char *fmt, ...)
@@ -212,6 +233,8 @@ static char *section_base(struct parse_state *st)
 	switch (st->sec->kind) {
 	case SEC_GLOBAL: return (char *)&cfg->global;
 	case SEC_ADMIN: return (char *)&cfg->admin;
+	case SEC_TLS: return (char *)&cfg->tls;
+	case SEC_CERT: return (char *)&cfg->certs[st->index];
 	case SEC_ENTRYPOINT: return (char *)&cfg->entrypoints[st->index];
 	case SEC_ROUTER: return (char *)&cfg->routers[st->index];
 	case SEC_SERVICE: return (char *)&cfg->services[st->index];
@@ -398,8 +421,6 @@ static void finish_section(struct parse_state *st)
 		if (ep->max_header_size < 1024 || ep->max_header_size > 1024 * 1024)
 			conf_error(st->errs, f, key_line(st, "max_header_size"),
 				   "max_header_size must be between 1k and 1m");
-		if (ep->tls)
-			conf_error(st->errs, f, key_line(st, "tls"), "tls: TLS termination is not implemented in this build");
 		if (ep->proxy_protocol)
 			conf_error(st->errs, f, key_line(st, "proxy_protocol"),
 				   "proxy_protocol: not implemented in this build");
@@ -453,6 +474,20 @@ static void finish_section(struct parse_state *st)
 		}
 		break;
 	}
+	case SEC_TLS:
+		cfg->tls.line = sl;
+		if (cfg->tls.client_ca)
+			conf_error(st->errs, f, key_line(st, "client_ca"),
+				   "client_ca: client certificates (mTLS) are not implemented in this build");
+		break;
+	case SEC_CERT: {
+		struct conf_cert *c = &cfg->certs[st->index];
+		if (!c->cert_file)
+			conf_error(st->errs, f, sl, "[cert %s] needs cert_file = PEM chain", c->name);
+		if (!c->key_file)
+			conf_error(st->errs, f, sl, "[cert %s] needs key_file = PEM key", c->name);
+		break;
+	}
 	case SEC_GLOBAL:
 		if (strcmp(cfg->global.access_log, "") == 0)
 			conf_error(st->errs, f, key_line(st, "access_log"), "access_log: empty (use off)");
@@ -469,6 +504,7 @@ static const char *section_name(const struct parse_state *st)
 	case SEC_ENTRYPOINT: return st->cfg->entrypoints[st->index].name;
 	case SEC_ROUTER: return st->cfg->routers[st->index].name;
 	case SEC_SERVICE: return st->cfg->services[st->index].name;
+	case SEC_CERT: return st->cfg->certs[st->index].name;
 	default: return NULL;
 	}
 }
@@ -477,6 +513,12 @@ static const char *section_name(const struct parse_state *st)
 static int find_named(struct parse_state *st, enum section_kind kind, const char *name)
 {
 	struct config *c = st->cfg;
+	if (kind == SEC_CERT) {
+		for (size_t i = 0; i < c->n_certs; i++)
+			if (strcmp(c->certs[i].name, name) == 0)
+				return c->certs[i].line;
+		return 0;
+	}
 	size_t n = kind == SEC_ENTRYPOINT ? c->n_entrypoints : kind == SEC_ROUTER ? c->n_routers : c->n_services;
 	for (size_t i = 0; i < n; i++) {
 		const char *other = kind == SEC_ENTRYPOINT ? c->entrypoints[i].name
@@ -541,9 +583,14 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 	}
 	switch (def->kind) {
 	case SEC_GLOBAL:
-	case SEC_ADMIN: {
-		bool *seen = def->kind == SEC_GLOBAL ? &st->seen_global : &st->seen_admin;
-		int *first = def->kind == SEC_GLOBAL ? &st->global_line : &st->admin_line;
+	case SEC_ADMIN:
+	case SEC_TLS: {
+		bool *seen = def->kind == SEC_GLOBAL ? &st->seen_global
+			     : def->kind == SEC_ADMIN ? &st->seen_admin
+						      : &st->seen_tls;
+		int *first = def->kind == SEC_GLOBAL ? &st->global_line
+			     : def->kind == SEC_ADMIN ? &st->admin_line
+						      : &st->tls_line;
 		if (*seen) {
 			conf_error(st->errs, st->file, line, "duplicate [%s] (first at line %d)", word, *first);
 			return;
@@ -552,6 +599,12 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 		*first = line;
 		break;
 	}
+	case SEC_CERT:
+		c->certs = grow_array(c->certs, c->n_certs, sizeof(*c->certs));
+		st->index = c->n_certs++;
+		c->certs[st->index].name = xstrdup(name);
+		c->certs[st->index].line = line;
+		break;
 	case SEC_ENTRYPOINT:
 		c->entrypoints = grow_array(c->entrypoints, c->n_entrypoints, sizeof(*c->entrypoints));
 		st->index = c->n_entrypoints++;
@@ -574,8 +627,8 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 		break;
 	}
 	st->sec = def;
-	/* [global] defaults were applied up front; they are not re-applied here. */
-	if (def->kind != SEC_GLOBAL)
+	/* [global] and [tls] defaults were applied up front; not re-applied here. */
+	if (def->kind != SEC_GLOBAL && def->kind != SEC_TLS)
 		apply_defaults(st);
 }
 
@@ -647,6 +700,13 @@ static void check_references(struct config *cfg, struct conf_errors *errs, const
 				conf_error(errs, file, r->entrypoints_line, "entrypoints: no [entrypoint %s]", tok);
 		free(list);
 	}
+	if (cfg->tls.default_cert) {
+		bool found = false;
+		for (size_t i = 0; i < cfg->n_certs; i++)
+			found = found || strcmp(cfg->certs[i].name, cfg->tls.default_cert) == 0;
+		if (!found)
+			conf_error(errs, file, cfg->tls.line, "default_cert: no [cert %s]", cfg->tls.default_cert);
+	}
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
 		struct conf_entrypoint *ep = &cfg->entrypoints[i];
 		if (!ep->redirect_to)
@@ -676,8 +736,10 @@ struct config *config_load(const char *path, struct conf_errors *errs)
 	struct parse_state st = { .cfg = cfg, .errs = errs, .file = path };
 	size_t errors_before = errs->n;
 
-	/* [global] may be absent or anywhere: its defaults come first. */
+	/* [global] and [tls] may be absent or anywhere: their defaults come first. */
 	st.sec = &sections[0];
+	apply_defaults(&st);
+	st.sec = &sections[2];
 	apply_defaults(&st);
 	st.sec = NULL;
 
@@ -713,6 +775,14 @@ void config_free(struct config *cfg)
 	free(g->group);
 	free(g->access_log);
 	free(cfg->admin.listen);
+	free(cfg->tls.default_cert);
+	free(cfg->tls.client_ca);
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		free(cfg->certs[i].name);
+		free(cfg->certs[i].cert_file);
+		free(cfg->certs[i].key_file);
+	}
+	free(cfg->certs);
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
 		struct conf_entrypoint *e = &cfg->entrypoints[i];
 		free(e->name);

@@ -105,6 +105,23 @@ struct conf_service {
 	char *message;
 };
 
+enum conf_tls_ciphers { TLS_CIPHERS_MODERN, TLS_CIPHERS_COMPATIBLE };
+
+struct conf_tls {
+	int line;        /* of [tls], 0 when absent (defaults apply) */
+	int min_version; /* index into "1.0", "1.1", "1.2" */
+	int ciphers;
+	char *default_cert;
+	int64_t session_cache;
+	char *client_ca;
+};
+
+struct conf_cert {
+	char *name;
+	int line;
+	char *cert_file, *key_file;
+};
+
 struct conf_admin {
 	bool enabled; /* the section exists and has listen */
 	char *listen;
@@ -117,6 +134,9 @@ struct config {
 	char *path;
 	struct conf_global global;
 	struct conf_admin admin;
+	struct conf_tls tls;
+	struct conf_cert *certs;
+	size_t n_certs;
 	struct conf_entrypoint *entrypoints;
 	size_t n_entrypoints;
 	struct conf_router *routers;

@@ -17,6 +17,7 @@
 #include "http_write.h"
 #include "log.h"
 #include "proxy.h"
+#include "tls.h"
 
 /* A new request is only taken while this much output space is free, so that any
  * built-in response fits; pipelined requests wait for the output to drain. */
@@ -38,6 +39,11 @@ static void conn_close(struct conn *c)
 {
 	if (c->exchange)
 		proxy_abort(c->exchange);
+	if (c->tls) {
+		if (c->phase != CONN_LINGER)
+			tls_close_notify(c->tls, c->fd);
+		tls_conn_free(c->tls);
+	}
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -83,6 +89,12 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 	peer_to_text(c);
 	c->in_cap = ep->conf->max_header_size;
 	c->phase = CONN_HEAD;
+	if (ep->conf->tls && !(c->tls = tls_conn_new(c->snap->tls))) {
+		snapshot_unref(c->snap);
+		free(c);
+		close(fd);
+		return;
+	}
 	c->next = all_conns;
 	if (all_conns)
 		all_conns->prev = c;
@@ -156,8 +168,11 @@ static void conn_set_events(struct conn *c)
 		   (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE)) {
 		want |= EV_READ;
 	}
-	if (out_pending(c))
+	if (out_pending(c) || (c->tls && tls_wants_write(c->tls)))
 		want |= EV_WRITE;
+	/* Plaintext already decrypted inside the engine raises no socket event. */
+	if ((want & EV_READ) && c->tls && tls_has_pending_input(c->tls))
+		ev_feed_event(server.loop, &c->io, EV_READ);
 	if (want == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
 		return;
 	ev_io_stop(server.loop, &c->io);
@@ -170,8 +185,11 @@ static void conn_set_events(struct conn *c)
 static ssize_t conn_flush(struct conn *c)
 {
 	ssize_t total = 0;
+	if (c->tls && tls_flush(c->tls, c->fd) < 0)
+		return -1;
 	while (out_pending(c)) {
-		ssize_t n = write(c->fd, c->out + c->out_sent, out_pending(c));
+		ssize_t n = c->tls ? tls_send(c->tls, c->fd, c->out + c->out_sent, out_pending(c))
+				   : write(c->fd, c->out + c->out_sent, out_pending(c));
 		if (n > 0) {
 			c->out_sent += (size_t)n;
 			total += n;
@@ -521,7 +539,22 @@ static int conn_read(struct conn *c)
 	}
 	if (c->in_len == c->in_cap)
 		return 0; /* the parser reports the oversized head */
-	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+	ssize_t n;
+	if (c->tls) {
+		/* Drain the engine while there is room: a record may hold more than one
+		 * read takes, and the socket will not signal what is already here. */
+		size_t got = 0;
+		while ((n = tls_recv(c->tls, c->fd, c->in + c->in_len, c->in_cap - c->in_len)) > 0) {
+			c->in_len += (size_t)n;
+			got += (size_t)n;
+			if (c->in_len == c->in_cap)
+				return 0;
+		}
+		if (got > 0 && n < 0 && errno == EAGAIN)
+			return 0;
+	} else {
+		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+	}
 	if (n > 0) {
 		c->in_len += (size_t)n;
 		return 0;
@@ -601,6 +634,8 @@ static void conn_step(struct conn *c, bool readable)
 	}
 	bool flushed = out_pending(c) == 0;
 	if (flushed && c->phase == CONN_DONE && c->unread_input && !c->peer_eof) {
+		if (c->tls)
+			tls_close_notify(c->tls, c->fd);
 		shutdown(c->fd, SHUT_WR);
 		c->phase = CONN_LINGER;
 		c->body_left = 0;

@@ -59,6 +59,7 @@ struct conn {
 	uint64_t resp_size;
 
 	struct proxy_exchange *exchange; /* CONN_PROXY; owner: the connection */
+	struct tls_conn *tls; /* TLS entry points; owner: the connection */
 
 	struct conn *prev, *next; /* every open connection, for graceful stop */
 };

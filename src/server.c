@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "listener.h"
+#include "tls.h"
 #include "log.h"
 
 struct server server;
@@ -44,13 +45,14 @@ static void server_reload(void)
 		conf_errors_free(&errs);
 		return;
 	}
-	conf_errors_free(&errs);
-	struct snapshot *snap = snapshot_build(cfg, server.generation + 1);
+	struct snapshot *snap = snapshot_build(cfg, server.generation + 1, &errs);
 	if (!snap) {
-		config_free(cfg);
-		log_error("reload failed: out of memory; still serving the previous configuration");
+		report_errors(&errs, LOG_ERROR);
+		conf_errors_free(&errs);
+		log_error("reload failed; still serving the previous configuration");
 		return;
 	}
+	conf_errors_free(&errs);
 	if (listener_sync(snap) < 0) {
 		snapshot_unref(snap);
 		log_error("reload failed: cannot bind a new entry point; still serving the previous configuration");
@@ -201,11 +203,11 @@ int server_run(const char *config_path)
 	}
 	apply_global(&cfg->global);
 	server.generation = 1;
-	server.snap = snapshot_build(cfg, server.generation);
-	if (!server.snap) {
-		config_free(cfg);
+	server.snap = snapshot_build(cfg, server.generation, &errs);
+	report_errors(&errs, LOG_ERROR);
+	conf_errors_free(&errs);
+	if (!server.snap || tls_cache_init((size_t)server.snap->cfg->tls.session_cache) < 0)
 		return 1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	if (accesslog_open(server.loop, &cfg->global) < 0 || listener_sync(server.snap) < 0 ||
 	    drop_privileges(&cfg->global) < 0) {

@@ -2,6 +2,7 @@
  * Rules were compiled during validation; the snapshot only orders and links them. */
 #include "snapshot.h"
 
+#include "tls.h"
 #include "upstream.h"
 
 #include <netinet/in.h>
@@ -50,11 +51,13 @@ static int addr_port(const struct sockaddr_storage *ss)
 	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
-struct snapshot *snapshot_build(struct config *cfg, uint64_t generation)
+struct snapshot *snapshot_build(struct config *cfg, uint64_t generation, struct conf_errors *errs)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		config_free(cfg);
 		return NULL;
+	}
 	s->refs = 1;
 	s->generation = generation;
 	s->cfg = cfg;
@@ -70,6 +73,11 @@ struct snapshot *snapshot_build(struct config *cfg, uint64_t generation)
 		    !(s->services[i].group = upstream_group_new(&cfg->services[i])))
 			goto fail;
 	}
+	bool any_tls = false;
+	for (size_t i = 0; i < cfg->n_entrypoints; i++)
+		any_tls = any_tls || cfg->entrypoints[i].tls;
+	if (any_tls && !(s->tls = tls_store_load(cfg, true, errs)))
+		goto fail;
 	s->n_entrypoints = cfg->n_entrypoints;
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
 		struct entrypoint_rt *ep = &s->entrypoints[i];
@@ -116,6 +124,7 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->n_services; i++)
 		upstream_group_free(s->services[i].group);
 	free(s->services);
+	tls_store_free(s->tls);
 	config_free(s->cfg);
 	free(s);
 }

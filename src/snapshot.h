@@ -10,6 +10,7 @@
 #include "rule.h"
 
 struct upstream_group;
+struct tls_store;
 
 struct service_rt {
 	const struct conf_service *conf;
@@ -40,10 +41,12 @@ struct snapshot {
 	size_t n_entrypoints;
 	struct service_rt *services;
 	size_t n_services;
+	struct tls_store *tls; /* when an entry point terminates TLS; owner: the snapshot */
 };
 
-/* Compiles cfg into a snapshot that takes ownership of it. refs starts at 1. */
-struct snapshot *snapshot_build(struct config *cfg, uint64_t generation);
+/* Compiles cfg into a snapshot that takes ownership of it (also on failure);
+ * loads certificates, reporting their errors into errs. refs starts at 1. */
+struct snapshot *snapshot_build(struct config *cfg, uint64_t generation, struct conf_errors *errs);
 struct snapshot *snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);
 

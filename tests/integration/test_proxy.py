@@ -5,6 +5,8 @@ headers, upstream keep-alive, errors, load balancing, streaming, upgrades, acces
 import hashlib
 import json
 import os
+import shutil
+import signal
 import socket
 import threading
 import time
@@ -52,6 +54,7 @@ def upstreams():
     yield make
     for u in made:
         u.stop()
+        shutil.rmtree(u.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -86,10 +89,6 @@ def who(port, **kw):
 def echo(resp):
     assert resp.status == 200, resp
     return json.loads(resp.body)
-
-
-def names(headers):
-    return [k.lower() for k, _ in headers]
 
 
 # ---- the upstream itself (no proxy involved) -----------------------------------
@@ -452,6 +451,16 @@ def test_retries_send_idempotent_requests_to_another_server(upstreams, edge):
     assert [who(p.port) for _ in range(20)] == ["a"] * 20
 
 
+def test_non_idempotent_requests_are_not_retried(upstreams, edge):
+    up = upstreams("a")
+    p = edge([f"http://127.0.0.1:{free_port()}", up], svc="retries = 1\nhealth_interval = 10s")
+    # equal weights: the first two picks cover both servers, so one POST meets the dead one
+    first_two = sorted(fetch(p.port, "/echo", method="POST", body=b"x").status for _ in range(2))
+    assert first_two == [200, 502]  # SPEC §3 retries: idempotent methods only
+    assert [fetch(p.port, "/echo", method="POST", body=b"x").status for _ in range(4)] == [200] * 4
+    assert len(up.requests("/echo")) == 5
+
+
 # ---- 7. load balancing -------------------------------------------------------------
 
 def test_smooth_weighted_round_robin(upstreams, edge):
@@ -519,13 +528,38 @@ def test_least_conn_avoids_the_busy_server(upstreams, edge):
         deadline = time.time() + 3
         while time.time() < deadline and not (a.requests("/slow-head") or b.requests("/slow-head")):
             time.sleep(0.02)
+        assert a.requests("/slow-head") or b.requests("/slow-head"), "slow request never arrived"
         busy = "a" if a.requests("/slow-head") else "b"
-        assert (a.requests("/slow-head") or b.requests("/slow-head")), "slow request never arrived"
         other = "b" if busy == "a" else "a"
         assert [who(p.port) for _ in range(4)] == [other] * 4
     finally:
         t.join(10)
     assert result["r"].status == 200 and result["r"].get("x-upstream") == busy
+
+
+def test_reload_sends_new_requests_to_new_servers_and_finishes_in_flight(upstreams, edge):
+    a, b = upstreams("a"), upstreams("b")
+    p = edge([a])
+    result = {}
+    keep = HttpConn(p.port)
+    keep.request("GET", "/identify")
+    assert keep.read_response().body == b"a"
+    t = threading.Thread(target=lambda: result.setdefault("r", fetch(p.port, "/slow-head?ms=1500")))
+    t.start()
+    try:
+        assert a.wait_requests(1, "/slow-head", timeout=3), "slow request never arrived"
+        p.write(config(p.port, [b.url]))
+        p.signal(signal.SIGHUP)
+        deadline = time.time() + 3
+        while time.time() < deadline and who(p.port) != "b":
+            time.sleep(0.05)
+        assert who(p.port) == "b"
+        keep.request("GET", "/identify")  # a connection from before the reload
+        assert keep.read_response().body == b"b"
+    finally:
+        t.join(10)
+        keep.close()
+    assert result["r"].status == 200 and result["r"].get("x-upstream") == "a"
 
 
 # ---- 8. streaming ------------------------------------------------------------------

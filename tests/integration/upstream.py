@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -629,6 +630,7 @@ def self_test():
 
         kinds = [e["type"] for e in up.events()]
         assert kinds.count("accept") == 9 and kinds.count("close") == 9, kinds
+    shutil.rmtree(up.dir, ignore_errors=True)
     print("upstream self-test: ok")
 
 

@@ -1,0 +1,405 @@
+/* tls.c - TLS termination on BearSSL. Each connection gets a server engine with a
+ * full 16,709-byte input buffer (the client decides record sizes) and a smaller
+ * output buffer (we decide ours). A policy of our own picks the certificate by
+ * SNI and the suite by our preference (AES-GCM first, unless the client lists
+ * ChaCha20 first: a sign that it has no AES hardware), then hands the private-key
+ * operations to BearSSL's single-certificate handlers. */
+#include "tls.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bearssl.h>
+
+#include "log.h"
+#include "rand.h"
+#include "tls_cert.h"
+
+#define TLS_OUT_BUF (8192 + 85) /* record payload up to 8 KiB + header and MAC/tag */
+
+struct tls_conn {
+	br_ssl_server_context sc;
+	const br_ssl_server_policy_class *policy; /* our policy's vtable; sc points here */
+	const struct tls_store *store;
+	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
+	unsigned char obuf[TLS_OUT_BUF];
+};
+
+static br_ssl_session_cache_lru session_cache;
+static unsigned char *session_store; /* owner: this module, for the process lifetime */
+
+static const char *alpn_names[] = { "http/1.1" };
+
+/* The hash for our signature, from the client's list (bit n = hash id n):
+ * SHA-256 first, then the larger ones, SHA-1 last. 0 when none is shared. */
+static unsigned pick_hash(unsigned client_mask)
+{
+	static const unsigned order[] = { br_sha256_ID, br_sha384_ID, br_sha512_ID, br_sha224_ID, br_sha1_ID };
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (client_mask & (1u << order[i]))
+			return order[i];
+	return 0;
+}
+
+/* Our preference, strongest and cheapest first. ChaCha20 moves to the front for
+ * clients that put it first. */
+static const uint16_t modern_suites[] = {
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+static const uint16_t compatible_suites[] = {
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, BR_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	BR_TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, BR_TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+};
+
+static bool is_chacha(uint16_t suite)
+{
+	return suite == BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 ||
+	       suite == BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256;
+}
+
+/* Which of our suites the client offered, with its key exchange. */
+static const br_suite_translated *client_has(const br_suite_translated *st, size_t n, uint16_t suite)
+{
+	for (size_t i = 0; i < n; i++)
+		if (st[i][0] == suite)
+			return &st[i];
+	return NULL;
+}
+
+static int policy_choose(const br_ssl_server_policy_class **pctx, const br_ssl_server_context *cc,
+			 br_ssl_server_choices *choices)
+{
+	struct tls_conn *t = (struct tls_conn *)((char *)pctx - offsetof(struct tls_conn, policy));
+	br_ssl_server_context *sc = (br_ssl_server_context *)cc; /* the engine's own context */
+	size_t n;
+	const br_suite_translated *st = br_ssl_server_get_client_suites(cc, &n);
+	unsigned client_types = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned kx = st[i][1] >> 12;
+		if (kx == BR_SSLKEYX_ECDHE_ECDSA)
+			client_types |= 1u << BR_KEYTYPE_EC;
+		else if (kx == BR_SSLKEYX_ECDHE_RSA)
+			client_types |= 1u << BR_KEYTYPE_RSA;
+	}
+	const char *sni = br_ssl_engine_get_server_name(&cc->eng);
+	const struct tls_cert *cert = tls_cert_pick(t->store->certs, t->store->n, sni, client_types);
+	if (!cert)
+		cert = t->store->fallback;
+	if (!cert)
+		return 0;
+
+	bool tls12 = cc->eng.session.version >= BR_TLS12;
+	unsigned hashes = br_ssl_server_get_client_hashes(cc);
+	unsigned hash_id;
+	unsigned want_kx;
+	if (cert->key_type == BR_KEYTYPE_EC) {
+		hash_id = tls12 ? pick_hash((hashes >> 8) & 0xFF) : br_sha1_ID;
+		want_kx = BR_SSLKEYX_ECDHE_ECDSA;
+		br_ssl_server_set_single_ec(sc, cert->chain, cert->chain_len, &cert->ec, BR_KEYTYPE_SIGN,
+					    (unsigned)cert->issuer_key_type, br_ec_get_default(),
+					    br_ecdsa_sign_asn1_get_default());
+	} else {
+		hash_id = tls12 ? pick_hash(hashes & 0xFF) : 0;
+		want_kx = BR_SSLKEYX_ECDHE_RSA;
+		br_ssl_server_set_single_rsa(sc, cert->chain, cert->chain_len, &cert->rsa, BR_KEYTYPE_SIGN,
+					     br_rsa_private_get_default(), br_rsa_pkcs1_sign_get_default());
+	}
+	if (tls12 && hash_id == 0)
+		return 0;
+
+	const uint16_t *ours = t->store->compatible ? compatible_suites : modern_suites;
+	size_t n_ours = t->store->compatible ? sizeof(compatible_suites) / 2 : sizeof(modern_suites) / 2;
+	bool chacha_first = n > 0 && is_chacha(st[0][0]);
+	for (int pass = chacha_first ? 0 : 1; pass < 2; pass++) {
+		for (size_t i = 0; i < n_ours; i++) {
+			if (pass == 0 && !is_chacha(ours[i]))
+				continue;
+			const br_suite_translated *hit = client_has(st, n, ours[i]);
+			if (!hit || ((*hit)[1] >> 12) != want_kx)
+				continue;
+			choices->cipher_suite = ours[i];
+			choices->algo_id = hash_id + 0xFF00;
+			choices->chain = cert->chain;
+			choices->chain_len = cert->chain_len;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Only choose() is ours; the key operations go to the handler choose() installed. */
+static const br_ssl_server_policy_class policy_vtable = {
+	sizeof(const br_ssl_server_policy_class *), policy_choose, NULL, NULL,
+};
+
+int tls_cache_init(size_t entries)
+{
+	if (session_store || entries == 0)
+		return 0;
+	size_t bytes = entries * 100; /* BearSSL's LRU uses about 100 bytes per entry */
+	session_store = malloc(bytes);
+	if (!session_store)
+		return -1;
+	br_ssl_session_cache_lru_init(&session_cache, session_store, bytes);
+	return 0;
+}
+
+struct tls_conn *tls_conn_new(const struct tls_store *store)
+{
+	struct tls_conn *t = malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	t->store = store;
+	br_ssl_server_context *sc = &t->sc;
+	br_ssl_engine_context *eng = &sc->eng;
+	br_ssl_server_zero(sc);
+	br_ssl_engine_set_versions(eng, store->min_version, BR_TLS12);
+	if (store->compatible)
+		br_ssl_engine_set_suites(eng, compatible_suites, sizeof(compatible_suites) / 2);
+	else
+		br_ssl_engine_set_suites(eng, modern_suites, sizeof(modern_suites) / 2);
+	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
+	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
+	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
+	br_ssl_engine_set_hash(eng, br_sha224_ID, &br_sha224_vtable);
+	br_ssl_engine_set_hash(eng, br_sha1_ID, &br_sha1_vtable);
+	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+	if (store->min_version < BR_TLS12) {
+		br_ssl_engine_set_hash(eng, br_md5_ID, &br_md5_vtable);
+		br_ssl_engine_set_prf10(eng, &br_tls10_prf);
+	}
+	br_ssl_engine_set_default_aes_gcm(eng);
+	br_ssl_engine_set_default_chapol(eng);
+	if (store->compatible)
+		br_ssl_engine_set_default_aes_cbc(eng);
+	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf, sizeof(t->obuf));
+	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
+	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+	t->policy = &policy_vtable;
+	br_ssl_server_set_policy(sc, &t->policy);
+	if (session_store)
+		br_ssl_server_set_cache(sc, &session_cache.vtable);
+	if (rand_seed_ssl_engine(eng) < 0 || !br_ssl_server_reset(sc)) {
+		log_error("TLS engine reset failed (error %d)", br_ssl_engine_last_error(eng));
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	/* keys, session secrets and plaintext live in here */
+	explicit_bzero(t, sizeof(*t));
+	free(t);
+}
+
+/* Writes queued records. Returns 0 when all went out, -1 with errno otherwise
+ * (EAGAIN: try again when writable). */
+static int send_records(struct tls_conn *t, int fd)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	while (br_ssl_engine_current_state(eng) & BR_SSL_SENDREC) {
+		size_t len;
+		unsigned char *p = br_ssl_engine_sendrec_buf(eng, &len);
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			br_ssl_engine_sendrec_ack(eng, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+static ssize_t closed_result(const struct tls_conn *t)
+{
+	int err = br_ssl_engine_last_error(&t->sc.eng);
+	if (err == BR_ERR_OK)
+		return 0;
+	log_debug("TLS failure: BearSSL error %d", err);
+	errno = EPROTO;
+	return -1;
+}
+
+ssize_t tls_recv(struct tls_conn *t, int fd, char *buf, size_t len)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	for (;;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		if (st == BR_SSL_CLOSED)
+			return closed_result(t);
+		if (st & BR_SSL_RECVAPP) {
+			size_t n;
+			unsigned char *p = br_ssl_engine_recvapp_buf(eng, &n);
+			if (n > len)
+				n = len;
+			memcpy(buf, p, n);
+			br_ssl_engine_recvapp_ack(eng, n);
+			return (ssize_t)n;
+		}
+		if (st & BR_SSL_SENDREC) {
+			/* the handshake answers before it reads on */
+			if (send_records(t, fd) < 0)
+				return -1;
+			continue;
+		}
+		if (st & BR_SSL_RECVREC) {
+			size_t n;
+			unsigned char *p = br_ssl_engine_recvrec_buf(eng, &n);
+			ssize_t r = read(fd, p, n);
+			if (r > 0) {
+				br_ssl_engine_recvrec_ack(eng, (size_t)r);
+				continue;
+			}
+			if (r == 0)
+				return 0; /* EOF without close_notify: treated as a close */
+			return -1;
+		}
+		errno = EAGAIN;
+		return -1;
+	}
+}
+
+ssize_t tls_send(struct tls_conn *t, int fd, const char *buf, size_t len)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	for (;;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		if (st == BR_SSL_CLOSED) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (st & BR_SSL_SENDREC) {
+			if (send_records(t, fd) < 0)
+				return -1;
+			continue;
+		}
+		if (st & BR_SSL_SENDAPP) {
+			size_t n;
+			unsigned char *p = br_ssl_engine_sendapp_buf(eng, &n);
+			if (n > len)
+				n = len;
+			memcpy(p, buf, n);
+			br_ssl_engine_sendapp_ack(eng, n);
+			br_ssl_engine_flush(eng, 0);
+			if (send_records(t, fd) < 0 && errno != EAGAIN)
+				return -1; /* EAGAIN: the records wait in the engine (tls_wants_write) */
+			return (ssize_t)n;
+		}
+		errno = EAGAIN; /* still handshaking: the client must speak first */
+		return -1;
+	}
+}
+
+int tls_flush(struct tls_conn *t, int fd)
+{
+	if (send_records(t, fd) < 0 && errno != EAGAIN)
+		return -1;
+	return 0;
+}
+
+bool tls_wants_write(const struct tls_conn *t)
+{
+	return (br_ssl_engine_current_state(&t->sc.eng) & BR_SSL_SENDREC) != 0;
+}
+
+bool tls_has_pending_input(const struct tls_conn *t)
+{
+	return (br_ssl_engine_current_state(&t->sc.eng) & BR_SSL_RECVAPP) != 0;
+}
+
+bool tls_handshake_done(const struct tls_conn *t)
+{
+	return (br_ssl_engine_current_state(&t->sc.eng) & BR_SSL_SENDAPP) != 0;
+}
+
+void tls_close_notify(struct tls_conn *t, int fd)
+{
+	br_ssl_engine_close(&t->sc.eng);
+	send_records(t, fd);
+}
+
+struct tls_store *tls_store_load(const struct config *cfg, bool generate_default, struct conf_errors *errs)
+{
+	struct tls_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	const struct conf_tls *ct = &cfg->tls;
+	static const unsigned versions[] = { BR_TLS10, BR_TLS11, BR_TLS12 };
+	s->min_version = versions[ct->min_version];
+	s->compatible = ct->ciphers == TLS_CIPHERS_COMPATIBLE;
+	s->certs = calloc(cfg->n_certs ? cfg->n_certs : 1, sizeof(*s->certs));
+	if (!s->certs)
+		goto fail;
+	bool ok = true;
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		const struct conf_cert *cc = &cfg->certs[i];
+		struct tls_cert *c = calloc(1, sizeof(*c));
+		char err[256];
+		if (!c)
+			goto fail;
+		if (tls_cert_load(cc->name, cc->cert_file, cc->key_file, c, err, sizeof(err)) < 0) {
+			conf_error(errs, cfg->path, cc->line, "[cert %s]: %s", cc->name, err);
+			free(c);
+			ok = false;
+			continue;
+		}
+		s->certs[s->n++] = c;
+		if (ct->default_cert && strcmp(ct->default_cert, cc->name) == 0)
+			s->fallback = c;
+	}
+	if (!ok)
+		goto fail;
+	if (!s->fallback && generate_default) {
+		struct tls_cert *c = calloc(1, sizeof(*c));
+		char err[256];
+		if (!c)
+			goto fail;
+		if (tls_cert_self_signed(cfg->global.state_dir, c, err, sizeof(err)) < 0) {
+			conf_error(errs, cfg->path, ct->line, "default certificate: %s", err);
+			free(c);
+			goto fail;
+		}
+		s->fallback = c;
+		s->fallback_owned = true;
+	}
+	return s;
+fail:
+	tls_store_free(s);
+	return NULL;
+}
+
+void tls_store_free(struct tls_store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		tls_cert_free(s->certs[i]);
+		free(s->certs[i]);
+	}
+	if (s->fallback_owned) {
+		tls_cert_free(s->fallback);
+		free(s->fallback);
+	}
+	free(s->certs);
+	free(s);
+}
