@@ -78,7 +78,7 @@ UNIT_SRCS_rule := src/rule.c src/cidr.c
 UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
-UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(INIH_SRC)
+UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c src/middleware.c $(INIH_SRC)
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 

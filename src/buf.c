@@ -4,14 +4,14 @@
 
 #include <stdlib.h>
 
-#define BUF_CLASSES 4
+#define BUF_CLASSES 5
 #define BUF_KEEP 64 /* per class: enough for bursts, small enough to give memory back */
 
 struct free_buf {
 	struct free_buf *next;
 };
 
-static const size_t class_size[BUF_CLASSES] = { 4096, 16384, 32768, 65536 };
+static const size_t class_size[BUF_CLASSES] = { 4096, 8192, 16384, 32768, 65536 };
 static struct free_buf *free_list[BUF_CLASSES];
 static unsigned free_count[BUF_CLASSES];
 

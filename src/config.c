@@ -15,6 +15,7 @@
 #include "confval.h"
 #include "ini.h"
 #include "log.h"
+#include "middleware.h"
 #include "rule.h"
 
 enum key_type { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_ENUM, K_SERVER };
@@ -28,7 +29,9 @@ struct key_def {
 	int64_t min, max;    /* K_INT */
 };
 
-enum section_kind { SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_TLS, SEC_CERT, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE };
+enum section_kind {
+	SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_TLS, SEC_CERT, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE, SEC_MIDDLEWARE,
+};
 
 #define MAX_KEYS 32
 
@@ -149,11 +152,13 @@ static const struct section_def sections[] = {
 	{ "entrypoint", SEC_ENTRYPOINT, true, entrypoint_keys, NKEYS(entrypoint_keys) },
 	{ "router", SEC_ROUTER, true, router_keys, NKEYS(router_keys) },
 	{ "service", SEC_SERVICE, true, service_keys, NKEYS(service_keys) },
+	/* keys depend on the type: middleware.c validates them */
+	{ "middleware", SEC_MIDDLEWARE, true, NULL, 0 },
 };
 
 /* Sections the SPEC names that this build does not implement yet: a clear error
  * beats silently ignoring a user's TLS or middleware settings. */
-static const char *const unimplemented_sections[] = { "acme", "middleware", NULL };
+static const char *const unimplemented_sections[] = { "acme", NULL };
 
 struct parse_state {
 	struct config *cfg;
@@ -235,6 +240,7 @@ static char *section_base(struct parse_state *st)
 	case SEC_ADMIN: return (char *)&cfg->admin;
 	case SEC_TLS: return (char *)&cfg->tls;
 	case SEC_CERT: return (char *)&cfg->certs[st->index];
+	case SEC_MIDDLEWARE: return (char *)&cfg->middlewares[st->index];
 	case SEC_ENTRYPOINT: return (char *)&cfg->entrypoints[st->index];
 	case SEC_ROUTER: return (char *)&cfg->routers[st->index];
 	case SEC_SERVICE: return (char *)&cfg->services[st->index];
@@ -443,9 +449,7 @@ static void finish_section(struct parse_state *st)
 		}
 		if (!r->service)
 			conf_error(st->errs, f, sl, "[router %s] needs service = NAME", r->name);
-		if (r->middlewares)
-			conf_error(st->errs, f, key_line(st, "middlewares"),
-				   "middlewares: middlewares are not implemented in this build");
+		r->middlewares_line = key_line(st, "middlewares");
 		if (r->tls_resolver || r->tls_domains)
 			conf_error(st->errs, f, key_line(st, r->tls_resolver ? "tls_resolver" : "tls_domains"),
 				   "ACME (tls_resolver, tls_domains) is not implemented in this build");
@@ -480,6 +484,11 @@ static void finish_section(struct parse_state *st)
 			conf_error(st->errs, f, key_line(st, "client_ca"),
 				   "client_ca: client certificates (mTLS) are not implemented in this build");
 		break;
+	case SEC_MIDDLEWARE: {
+		struct conf_middleware *m = &cfg->middlewares[st->index];
+		m->compiled = middleware_compile(m, f, st->errs);
+		break;
+	}
 	case SEC_CERT: {
 		struct conf_cert *c = &cfg->certs[st->index];
 		if (!c->cert_file)
@@ -505,6 +514,7 @@ static const char *section_name(const struct parse_state *st)
 	case SEC_ROUTER: return st->cfg->routers[st->index].name;
 	case SEC_SERVICE: return st->cfg->services[st->index].name;
 	case SEC_CERT: return st->cfg->certs[st->index].name;
+	case SEC_MIDDLEWARE: return st->cfg->middlewares[st->index].name;
 	default: return NULL;
 	}
 }
@@ -517,6 +527,12 @@ static int find_named(struct parse_state *st, enum section_kind kind, const char
 		for (size_t i = 0; i < c->n_certs; i++)
 			if (strcmp(c->certs[i].name, name) == 0)
 				return c->certs[i].line;
+		return 0;
+	}
+	if (kind == SEC_MIDDLEWARE) {
+		for (size_t i = 0; i < c->n_middlewares; i++)
+			if (strcmp(c->middlewares[i].name, name) == 0)
+				return c->middlewares[i].line;
 		return 0;
 	}
 	size_t n = kind == SEC_ENTRYPOINT ? c->n_entrypoints : kind == SEC_ROUTER ? c->n_routers : c->n_services;
@@ -599,6 +615,12 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 		*first = line;
 		break;
 	}
+	case SEC_MIDDLEWARE:
+		c->middlewares = grow_array(c->middlewares, c->n_middlewares, sizeof(*c->middlewares));
+		st->index = c->n_middlewares++;
+		c->middlewares[st->index].name = xstrdup(name);
+		c->middlewares[st->index].line = line;
+		break;
 	case SEC_CERT:
 		c->certs = grow_array(c->certs, c->n_certs, sizeof(*c->certs));
 		st->index = c->n_certs++;
@@ -645,6 +667,12 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	}
 	if (!st->sec)
 		return 1; /* the section header was already reported */
+	if (st->sec->kind == SEC_MIDDLEWARE) {
+		struct conf_middleware *m = &st->cfg->middlewares[st->index];
+		m->kv = grow_array(m->kv, m->n_kv, sizeof(*m->kv));
+		m->kv[m->n_kv++] = (struct conf_kv){ xstrdup(name), xstrdup(value), line };
+		return 1;
+	}
 	for (size_t i = 0; i < st->sec->nkeys; i++) {
 		const struct key_def *k = &st->sec->keys[i];
 		if (strcmp(k->name, name) != 0)
@@ -692,6 +720,22 @@ static void check_references(struct config *cfg, struct conf_errors *errs, const
 		struct conf_router *r = &cfg->routers[i];
 		if (r->service && !config_find_service(cfg, r->service))
 			conf_error(errs, file, r->service_line, "service: no [service %s]", r->service);
+		if (r->middlewares) {
+			char *list = xstrdup(r->middlewares), *save = NULL;
+			for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+				struct conf_middleware *m = NULL;
+				for (size_t j = 0; j < cfg->n_middlewares; j++)
+					if (strcmp(cfg->middlewares[j].name, tok) == 0)
+						m = &cfg->middlewares[j];
+				if (!m) {
+					conf_error(errs, file, r->middlewares_line, "middlewares: no [middleware %s]", tok);
+					continue;
+				}
+				r->chain = grow_array(r->chain, r->chain_len, sizeof(*r->chain));
+				r->chain[r->chain_len++] = m->compiled;
+			}
+			free(list);
+		}
 		if (!r->entrypoints)
 			continue;
 		char *list = xstrdup(r->entrypoints), *save = NULL;
@@ -783,6 +827,17 @@ void config_free(struct config *cfg)
 		free(cfg->certs[i].key_file);
 	}
 	free(cfg->certs);
+	for (size_t i = 0; i < cfg->n_middlewares; i++) {
+		struct conf_middleware *m = &cfg->middlewares[i];
+		free(m->name);
+		for (size_t j = 0; j < m->n_kv; j++) {
+			free(m->kv[j].key);
+			free(m->kv[j].value);
+		}
+		free(m->kv);
+		middleware_free(m->compiled);
+	}
+	free(cfg->middlewares);
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
 		struct conf_entrypoint *e = &cfg->entrypoints[i];
 		free(e->name);
@@ -800,6 +855,7 @@ void config_free(struct config *cfg)
 		free(r->service);
 		free(r->entrypoints);
 		free(r->middlewares);
+		free(r->chain);
 		free(r->tls_resolver);
 		free(r->tls_domains);
 	}

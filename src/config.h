@@ -63,6 +63,10 @@ struct conf_router {
 	int64_t priority;
 	bool priority_set;
 	char *middlewares;
+	struct middleware **chain; /* compiled from middlewares; the pointers are owned by
+				    * conf_middleware, the array by the router */
+	size_t chain_len;
+	int middlewares_line;
 	char *tls_resolver;
 	char *tls_domains;
 };
@@ -122,6 +126,22 @@ struct conf_cert {
 	char *cert_file, *key_file;
 };
 
+/* One key = value line of a section whose keys depend on its type. */
+struct conf_kv {
+	char *key, *value;
+	int line;
+};
+
+struct middleware;
+
+struct conf_middleware {
+	char *name;
+	int line;
+	struct conf_kv *kv; /* in file order; owner: the config */
+	size_t n_kv;
+	struct middleware *compiled; /* owner: the config */
+};
+
 struct conf_admin {
 	bool enabled; /* the section exists and has listen */
 	char *listen;
@@ -137,6 +157,8 @@ struct config {
 	struct conf_tls tls;
 	struct conf_cert *certs;
 	size_t n_certs;
+	struct conf_middleware *middlewares;
+	size_t n_middlewares;
 	struct conf_entrypoint *entrypoints;
 	size_t n_entrypoints;
 	struct conf_router *routers;

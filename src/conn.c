@@ -16,12 +16,17 @@
 #include "hello.h"
 #include "http_write.h"
 #include "log.h"
+#include "middleware.h"
 #include "proxy.h"
 #include "tls.h"
 
 /* A new request is only taken while this much output space is free, so that any
  * built-in response fits; pipelined requests wait for the output to drain. */
 #define OUT_RESERVE 8192
+
+/* The middleware state of a request comes from the buffer pool. */
+#define MW_STATE_BUF 8192
+_Static_assert(sizeof(struct mw_state) <= MW_STATE_BUF, "mw_state outgrew its pool buffer");
 
 enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
@@ -35,6 +40,15 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_process(struct conn *c);
 
+static void conn_release_mw(struct conn *c)
+{
+	if (!c->mw)
+		return;
+	middleware_done(c->mw);
+	buf_put((char *)c->mw, MW_STATE_BUF);
+	c->mw = NULL;
+}
+
 static void conn_close(struct conn *c)
 {
 	if (c->exchange)
@@ -44,6 +58,7 @@ static void conn_close(struct conn *c)
 			tls_close_notify(c->tls, c->fd);
 		tls_conn_free(c->tls);
 	}
+	conn_release_mw(c);
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -226,6 +241,10 @@ void conn_respond(struct conn *c, int status, const char *content_type, struct s
 		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, body.len) && http_out_str(&o, "\r\n");
 	if (ok && extra_headers)
 		ok = http_out_str(&o, extra_headers);
+	for (size_t i = 0; ok && c->mw && i < c->mw->n_resp_set; i++)
+		if (c->mw->resp_set[i].value.len)
+			ok = http_out_slice(&o, c->mw->resp_set[i].name) && http_out_str(&o, ": ") &&
+			     http_out_slice(&o, c->mw->resp_set[i].value) && http_out_str(&o, "\r\n");
 	if (ok && !c->keep_alive)
 		ok = http_out_str(&o, "Connection: close\r\n");
 	else if (ok && c->req.minor == 0)
@@ -312,12 +331,31 @@ static void respond_redirect(struct conn *c)
 	conn_respond(c, 308, "text/plain; charset=utf-8", SLICE_LIT("308 Permanent Redirect\n"), loc);
 }
 
+/* Runs the route's middlewares; returns the status of an early answer, or 0. */
+static int conn_run_middlewares(struct conn *c, const struct route *route)
+{
+	if (!(c->mw = (struct mw_state *)(void *)buf_get(MW_STATE_BUF))) {
+		c->keep_alive = false;
+		return 503;
+	}
+	memset(c->mw, 0, sizeof(*c->mw));
+	struct mw_request mr = {
+		.req = &c->req,
+		.client = (const struct sockaddr *)&c->peer,
+		.client_text = c->peer_text,
+		.tls = c->ep->conf->tls,
+		.now_ms = (int64_t)(ev_now(server.loop) * 1000.0),
+	};
+	return middleware_run(route->chain, route->chain_len, &mr, c->mw);
+}
+
 /* A request head is complete: route it and run its handler. Returns true when
  * the proxy took the request over, false when the response is queued here. */
 static bool conn_dispatch(struct conn *c)
 {
 	struct http_request *r = &c->req;
 	c->router = NULL;
+	c->route = NULL;
 	c->service_url = NULL;
 	c->keep_alive = r->keep_alive && !server.stopping && !c->peer_eof;
 
@@ -351,6 +389,11 @@ static bool conn_dispatch(struct conn *c)
 		return false;
 	}
 	c->router = route->name;
+	c->route = route;
+	if (route->chain_len && conn_run_middlewares(c, route) > 0) {
+		conn_respond(c, c->mw->status, "text/plain; charset=utf-8", c->mw->body, NULL);
+		return false;
+	}
 	if (route->service->conf->type == SERVICE_PROXY) {
 		proxy_start(c, route->service);
 		return true;
@@ -443,6 +486,10 @@ static int conn_skip_body(struct conn *c)
  * may be gone by now.) */
 void conn_request_done(struct conn *c)
 {
+	if (c->mw && c->route)
+		middleware_observe(c->route->chain, c->route->chain_len, c->status, c->status == 502 || c->status == 504,
+				   (int64_t)(ev_now(server.loop) * 1000.0));
+	conn_release_mw(c);
 	c->requests++;
 	c->phase = c->keep_alive ? CONN_HEAD : CONN_DONE;
 	c->body_left = 0;

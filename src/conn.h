@@ -53,6 +53,8 @@ struct conn {
 
 	/* the current request, for the access log */
 	ev_tstamp started;
+	const struct route *route; /* NULL: no router matched */
+	struct mw_state *mw;       /* the route's middleware decisions; owner: the connection */
 	const char *router;
 	const char *service_url;
 	int status;

@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "http_write.h"
 #include "log.h"
+#include "middleware.h"
 #include "upstream.h"
 
 #define PROXY_BUF 16384
@@ -176,6 +177,19 @@ static bool put_field(struct http_out *o, struct slice name, struct slice value)
 	return http_out_slice(o, name) && http_out_str(o, ": ") && http_out_slice(o, value) && http_out_str(o, "\r\n");
 }
 
+/* A middleware replaces or removes this request field. */
+static bool mw_replaces(const struct mw_header *set, size_t n_set, const struct slice *remove, size_t n_remove,
+			struct slice name)
+{
+	for (size_t i = 0; i < n_set; i++)
+		if (slice_case_eq(set[i].name, name))
+			return true;
+	for (size_t i = 0; i < n_remove; i++)
+		if (slice_case_eq(remove[i], name))
+			return true;
+	return false;
+}
+
 /* Writes the Host line for the chosen server at o's end, remembering where it is. */
 static bool put_host(struct proxy_exchange *x, struct http_out *o)
 {
@@ -196,9 +210,10 @@ static bool build_request_head(struct proxy_exchange *x)
 	const struct conf_entrypoint *ep = c->ep->conf;
 	bool trusted = cidr_list_contains(&ep->trusted_proxies, (const struct sockaddr *)&c->peer);
 	struct http_out o = { x->up_out, 0, PROXY_BUF };
+	const struct mw_state *mw = c->mw;
 	bool ok = http_out_slice(&o, r->method) && http_out_str(&o, " ");
 	/* origin-form even when the client used absolute-form (RFC 9112 §3.2.1) */
-	ok = ok && http_out_slice(&o, r->path);
+	ok = ok && http_out_slice(&o, mw && mw->path.p ? mw->path : r->path);
 	if (ok && r->query.len)
 		ok = http_out_str(&o, "?") && http_out_slice(&o, r->query);
 	ok = ok && http_out_str(&o, " HTTP/1.1\r\n") && put_host(x, &o);
@@ -206,7 +221,8 @@ static bool build_request_head(struct proxy_exchange *x)
 	for (size_t i = 0; ok && i < r->nfields; i++) {
 		struct slice name = r->fields[i].name;
 		if (slice_case_eq(name, SLICE_LIT("Host")) || slice_case_eq(name, SLICE_LIT("Content-Length")) ||
-		    is_hop_by_hop(name) || named_in_connection(r->fields, r->nfields, name))
+		    is_hop_by_hop(name) || named_in_connection(r->fields, r->nfields, name) ||
+		    (mw && mw_replaces(mw->req_set, mw->n_req_set, mw->req_remove, mw->n_req_remove, name)))
 			continue;
 		if (is_forwarded_field(name)) {
 			/* From a trusted proxy X-Forwarded-For grows; from anyone else it is replaced. */
@@ -215,6 +231,9 @@ static bool build_request_head(struct proxy_exchange *x)
 		}
 		ok = put_field(&o, name, r->fields[i].value);
 	}
+	for (size_t i = 0; ok && mw && i < mw->n_req_set; i++)
+		if (mw->req_set[i].value.len)
+			ok = put_field(&o, mw->req_set[i].name, mw->req_set[i].value);
 	/* One X-Forwarded-For: the trusted chain so far (every such field, in
 	 * order, RFC 9110 §5.3), then this client. */
 	ok = ok && http_out_str(&o, "X-Forwarded-For: ");
@@ -473,8 +492,13 @@ static bool build_response_head(struct proxy_exchange *x, const struct http_resp
 		/* Without a body of ours, Content-Length still describes the resource (HEAD, 304). */
 		if (slice_case_eq(name, SLICE_LIT("Content-Length")) && kind != HTTP_BODY_NONE)
 			continue;
+		if (c->mw && middleware_drops_response_field(c->mw, name))
+			continue;
 		ok = put_field(&o, name, resp->fields[i].value);
 	}
+	for (size_t i = 0; ok && c->mw && i < c->mw->n_resp_set; i++)
+		if (c->mw->resp_set[i].value.len)
+			ok = put_field(&o, c->mw->resp_set[i].name, c->mw->resp_set[i].value);
 	if (ok && kind == HTTP_BODY_LENGTH)
 		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, resp->content_length) &&
 		     http_out_str(&o, "\r\n");

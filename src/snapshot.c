@@ -99,6 +99,8 @@ struct snapshot *snapshot_build(struct config *cfg, uint64_t generation, struct 
 			rt->rule_len = strlen(r->rule);
 			rt->priority = r->priority_set ? r->priority : (int64_t)rt->rule_len;
 			rt->service = find_service(s, r->service);
+			rt->chain = r->chain;
+			rt->chain_len = r->chain_len;
 		}
 		qsort(ep->routes, ep->n_routes, sizeof(*ep->routes), route_order);
 	}

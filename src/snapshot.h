@@ -24,6 +24,8 @@ struct route {
 	int64_t priority;
 	size_t rule_len;
 	const struct service_rt *service;
+	struct middleware *const *chain; /* the router's middlewares, in order */
+	size_t chain_len;
 };
 
 struct entrypoint_rt {

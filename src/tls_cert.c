@@ -445,10 +445,7 @@ static int names_add(struct names *l, const unsigned char *p, size_t len)
 	char *s;
 
 	if (!dns_name_ok(p, len))
-		return 0;
-	for (size_t i = 0; i < l->n; i++)
-		if (strlen(l->v[i]) == len && eq_nocase(l->v[i], (const char *)p, len))
-			return 0; /* duplicate */
+		return 0; /* duplicates are kept: harmless, and checking would be quadratic */
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4;
 		char **v = realloc(l->v, cap * sizeof(*v));
