@@ -78,7 +78,17 @@ UNIT_SRCS_rule := src/rule.c src/cidr.c
 UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
+UNIT_SRCS_static_path := src/static_path.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c src/middleware.c $(INIH_SRC)
+# Host BearSSL for unit tests and fuzzers, with the target's config macros (no
+# /dev/urandom, no RDRAND: entropy only through src/rand.c).
+HOST_BEARSSL := build/host/bearssl/libbearssl.a
+$(HOST_BEARSSL): $(DEPS)/toolchain.mk
+	$(MAKE) -C build/src/bearssl-0.6 lib CONF=Unix BUILD=$(abspath build/host/bearssl) \
+		CC=gcc AR=ar CFLAGS='-W -Wall -O1 -fPIC -DBR_USE_URANDOM=0 -DBR_RDRAND=0'
+UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
+UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+build/unit/test_tls_cert: $(HOST_BEARSSL)
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 
@@ -106,6 +116,9 @@ FUZZ_SRCS_http_request := src/http_parse.c
 FUZZ_SRCS_http_response := src/http_parse.c
 FUZZ_SRCS_chunked := src/http_parse.c
 FUZZ_SRCS_confval := src/confval.c src/cidr.c
+FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
+FUZZ_SRCS_pem := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+build/fuzz/fuzz_pem: $(HOST_BEARSSL)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h)
@@ -124,7 +137,7 @@ bench: $(BIN)
 	bash tools/bench.sh $(BIN)
 
 clean:
-	rm -rf build/x86_64/obj build/*/obj build/*/edgeproxy build/*/edgeproxy.unstripped build/unit build/fuzz
+	rm -rf build/host build/x86_64/obj build/*/obj build/*/edgeproxy build/*/edgeproxy.unstripped build/unit build/fuzz
 
 distclean:
 	rm -rf build state

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "confval.h"
 #include "ini.h"
@@ -464,8 +465,15 @@ static void finish_section(struct parse_state *st)
 			conf_error(st->errs, f, s->servers[0].line, "server: only type=proxy services have servers");
 		if (s->type == SERVICE_STATIC && !s->root)
 			conf_error(st->errs, f, sl, "[service %s] type=static needs root = DIRECTORY", s->name);
-		if (s->type == SERVICE_STATIC)
-			conf_error(st->errs, f, key_line(st, "type"), "type: static is not implemented in this build");
+		if (s->type == SERVICE_STATIC && s->root) {
+			struct stat sb;
+			if (stat(s->root, &sb) < 0 || !S_ISDIR(sb.st_mode))
+				conf_error(st->errs, f, key_line(st, "root"), "root: '%s' is not a directory", s->root);
+		}
+		if (strlen(s->message) > 1024)
+			conf_error(st->errs, f, key_line(st, "message"), "message: longer than 1024 bytes");
+		if (strchr(s->index, '/'))
+			conf_error(st->errs, f, key_line(st, "index"), "index: a file name, not a path");
 		break;
 	}
 	case SEC_ADMIN: {

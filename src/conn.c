@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "middleware.h"
 #include "proxy.h"
+#include "static.h"
 #include "tls.h"
 
 /* A new request is only taken while this much output space is free, so that any
@@ -40,6 +42,21 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_process(struct conn *c);
 
+/* A response body sent from memory or a file, after the head in c->out. */
+static bool body_pending(const struct conn *c)
+{
+	return c->body_mem || c->body_fd >= 0;
+}
+
+static void conn_drop_body(struct conn *c)
+{
+	free(c->body_mem);
+	c->body_mem = NULL;
+	if (c->body_fd >= 0)
+		close(c->body_fd);
+	c->body_fd = -1;
+}
+
 static void conn_release_mw(struct conn *c)
 {
 	if (!c->mw)
@@ -59,6 +76,7 @@ static void conn_close(struct conn *c)
 		tls_conn_free(c->tls);
 	}
 	conn_release_mw(c);
+	conn_drop_body(c);
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -97,6 +115,7 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 		return;
 	}
 	c->fd = fd;
+	c->body_fd = -1;
 	c->listener = l;
 	c->snap = snapshot_ref(server.snap);
 	c->ep = ep;
@@ -124,7 +143,19 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 	conn_process(c); /* arms the header timer */
 }
 
+/* Bytes waiting to go to the client: the output buffer, then any body source. */
 static size_t out_pending(const struct conn *c)
+{
+	size_t n = c->out_len - c->out_sent;
+	if (c->body_mem)
+		n += c->body_mem_len - c->body_mem_off;
+	if (c->body_fd >= 0)
+		n += (size_t)(c->body_end - c->body_off);
+	return n;
+}
+
+/* Bytes in the output buffer alone. */
+static size_t buf_pending(const struct conn *c)
 {
 	return c->out_len - c->out_sent;
 }
@@ -180,7 +211,7 @@ static void conn_set_events(struct conn *c)
 		if (proxy_wants_client_read(c->exchange) && !c->peer_eof && (c->in_len - c->in_off) < c->in_cap)
 			want |= EV_READ;
 	} else if (c->phase == CONN_LINGER ||
-		   (c->phase != CONN_DONE && !c->peer_eof && out_pending(c) < OUT_CAP - OUT_RESERVE)) {
+		   (c->phase != CONN_DONE && !c->peer_eof && !body_pending(c) && buf_pending(c) < OUT_CAP - OUT_RESERVE)) {
 		want |= EV_READ;
 	}
 	if (out_pending(c) || (c->tls && tls_wants_write(c->tls)))
@@ -196,37 +227,100 @@ static void conn_set_events(struct conn *c)
 		ev_io_start(server.loop, &c->io);
 }
 
+static ssize_t sock_write(struct conn *c, const char *p, size_t n)
+{
+	return c->tls ? tls_send(c->tls, c->fd, p, n) : write(c->fd, p, n);
+}
+
+/* Moves the next piece of a file body: straight to the socket with sendfile, or
+ * (TLS, which must encrypt it) into the output buffer. Returns bytes moved to
+ * the socket, 0 when it would block, -1 on failure. */
+static ssize_t flush_file(struct conn *c)
+{
+	size_t left = (size_t)(c->body_end - c->body_off);
+	if (c->tls) {
+		size_t n = left < OUT_CAP ? left : OUT_CAP;
+		ssize_t r = pread(c->body_fd, c->out, n, c->body_off);
+		if (r <= 0)
+			return -1; /* the file shrank or failed: the length promised is void */
+		c->out_len = (size_t)r;
+		c->out_sent = 0;
+		c->body_off += r;
+		return 0;
+	}
+	ssize_t r = sendfile(c->fd, c->body_fd, &c->body_off, left < (1u << 20) ? left : (1u << 20));
+	if (r > 0)
+		return r;
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	return -1;
+}
+
 /* Writes queued output. Returns the bytes written, or -1 when the connection is gone. */
 static ssize_t conn_flush(struct conn *c)
 {
 	ssize_t total = 0;
 	if (c->tls && tls_flush(c->tls, c->fd) < 0)
 		return -1;
-	while (out_pending(c)) {
-		ssize_t n = c->tls ? tls_send(c->tls, c->fd, c->out + c->out_sent, out_pending(c))
-				   : write(c->fd, c->out + c->out_sent, out_pending(c));
-		if (n > 0) {
-			c->out_sent += (size_t)n;
+	for (;;) {
+		while (buf_pending(c)) {
+			ssize_t n = sock_write(c, c->out + c->out_sent, buf_pending(c));
+			if (n > 0) {
+				c->out_sent += (size_t)n;
+				total += n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return total;
+			return -1;
+		}
+		c->out_len = c->out_sent = 0;
+		if (c->body_mem) {
+			if (c->body_mem_off == c->body_mem_len) {
+				conn_drop_body(c);
+				continue;
+			}
+			ssize_t n = sock_write(c, c->body_mem + c->body_mem_off, c->body_mem_len - c->body_mem_off);
+			if (n > 0) {
+				c->body_mem_off += (size_t)n;
+				total += n;
+				continue;
+			}
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				return total;
+			return -1;
+		}
+		if (c->body_fd >= 0) {
+			if (c->body_off >= c->body_end) {
+				conn_drop_body(c);
+				continue;
+			}
+			if (!c->out && !(c->out = buf_get(OUT_CAP)))
+				return -1;
+			ssize_t n = flush_file(c);
+			if (n < 0)
+				return -1;
 			total += n;
+			if (n == 0 && !buf_pending(c))
+				return total; /* sendfile would block */
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return total;
-		return -1;
+		return total;
 	}
-	c->out_len = c->out_sent = 0;
-	return total;
 }
 
-void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
-		  const char *extra_headers)
+/* Writes a response head into the output buffer. Returns false (and marks the
+ * connection for closing) when it does not fit. *send_body tells whether a body
+ * follows (not for HEAD, 1xx, 204, 304). */
+static bool conn_put_head(struct conn *c, int status, const char *content_type, uint64_t length,
+			  const char *extra_headers, bool *send_body)
 {
 	if (!c->out && !(c->out = buf_get(OUT_CAP))) {
 		c->keep_alive = false;
 		c->phase = CONN_DONE;
-		return;
+		return false;
 	}
 	bool head = slice_eq(c->req.method, SLICE_LIT("HEAD"));
 	/* 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6). */
@@ -238,7 +332,7 @@ void conn_respond(struct conn *c, int status, const char *content_type, struct s
 	if (ok && content_type && !bodiless)
 		ok = http_out_str(&o, "Content-Type: ") && http_out_str(&o, content_type) && http_out_str(&o, "\r\n");
 	if (ok && !bodiless)
-		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, body.len) && http_out_str(&o, "\r\n");
+		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, length) && http_out_str(&o, "\r\n");
 	if (ok && extra_headers)
 		ok = http_out_str(&o, extra_headers);
 	for (size_t i = 0; ok && c->mw && i < c->mw->n_resp_set; i++)
@@ -250,20 +344,69 @@ void conn_respond(struct conn *c, int status, const char *content_type, struct s
 	else if (ok && c->req.minor == 0)
 		ok = http_out_str(&o, "Connection: keep-alive\r\n");
 	ok = ok && http_out_str(&o, "\r\n");
-	if (ok && !head && !bodiless)
-		ok = http_out_slice(&o, body);
 	if (!ok) {
-		/* Only a response larger than the reserve gets here: say so briefly. */
-		log_warn("response of status %d too large for the output buffer", status);
+		log_warn("response head of status %d too large for the output buffer", status);
 		c->keep_alive = false;
 		c->phase = CONN_DONE;
-		return;
+		return false;
 	}
 	if (!c->keep_alive && status >= 400)
 		c->unread_input = true;
 	c->status = status;
-	c->resp_size = head || bodiless ? 0 : body.len;
 	c->out_len = o.len;
+	*send_body = !head && !bodiless;
+	c->resp_size = *send_body ? length : 0;
+	return true;
+}
+
+void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
+		  const char *extra_headers)
+{
+	bool send_body;
+	if (!conn_put_head(c, status, content_type, body.len, extra_headers, &send_body) || !send_body)
+		return;
+	struct http_out o = { c->out, c->out_len, OUT_CAP };
+	if (http_out_slice(&o, body)) {
+		c->out_len = o.len;
+		return;
+	}
+	/* Larger than what is left of the buffer: send it from a copy. */
+	char *copy = malloc(body.len);
+	if (!copy) {
+		c->keep_alive = false;
+		c->phase = CONN_DONE;
+		return;
+	}
+	memcpy(copy, body.p, body.len);
+	c->body_mem = copy;
+	c->body_mem_len = body.len;
+	c->body_mem_off = 0;
+}
+
+void conn_respond_owned(struct conn *c, int status, const char *content_type, char *body, size_t len,
+			const char *extra_headers)
+{
+	bool send_body;
+	if (!conn_put_head(c, status, content_type, len, extra_headers, &send_body) || !send_body) {
+		free(body);
+		return;
+	}
+	c->body_mem = body;
+	c->body_mem_len = len;
+	c->body_mem_off = 0;
+}
+
+void conn_respond_file(struct conn *c, int status, const char *content_type, int fd, off_t off, off_t len,
+		       const char *extra_headers)
+{
+	bool send_body;
+	if (!conn_put_head(c, status, content_type, (uint64_t)len, extra_headers, &send_body) || !send_body) {
+		close(fd);
+		return;
+	}
+	c->body_fd = fd;
+	c->body_off = off;
+	c->body_end = off + len;
 }
 
 static void conn_respond_text(struct conn *c, int status, const char *text)
@@ -407,6 +550,9 @@ static bool conn_dispatch(struct conn *c)
 	case SERVICE_HELLO:
 		hello_handle(c, route->service);
 		break;
+	case SERVICE_STATIC:
+		static_handle(c, route->service);
+		break;
 	default:
 		conn_respond_text(c, 501, "501 Not Implemented\n");
 		break;
@@ -516,7 +662,7 @@ static void conn_process(struct conn *c)
 {
 	for (;;) {
 		if (c->phase == CONN_HEAD) {
-			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE)
+			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE || body_pending(c))
 				break;
 			conn_refresh_snapshot(c);
 			/* head_scan remembers how far the head was already checked, so a
@@ -624,6 +770,7 @@ static void conn_release_buffers(struct conn *c)
 		c->in = NULL;
 	}
 	if (c->out && out_pending(c) == 0) {
+		/* (a body source still pending keeps the buffer: TLS files pass through it) */
 		buf_put(c->out, OUT_CAP);
 		c->out = NULL;
 		c->out_len = c->out_sent = 0;
@@ -661,9 +808,7 @@ static void conn_step(struct conn *c, bool readable)
 		return;
 	}
 	bool progress = c->in_len - c->in_off != before;
-	/* While proxying, writing to the client makes room that the exchange can fill
-	 * at once from what the upstream already sent: go round again instead of
-	 * waiting for an event. Bounded, so one fast stream cannot starve the loop. */
+	/* Bounded, so that one fast stream cannot starve the loop. */
 	for (int round = 0;; round++) {
 		conn_process(c);
 		ssize_t written = conn_flush(c);
@@ -672,7 +817,9 @@ static void conn_step(struct conn *c, bool readable)
 			return;
 		}
 		progress = progress || written > 0;
-		if (c->phase != CONN_PROXY || written == 0)
+		/* Go again when writing may have unblocked work: the proxy refills the
+		 * buffer; a pipelined request waits behind a finished body. */
+		if (written == 0 || (c->phase != CONN_PROXY && c->in_len == c->in_off))
 			break;
 		if (round == 32) {
 			ev_feed_event(server.loop, &c->io, EV_WRITE); /* more next turn */

@@ -40,6 +40,11 @@ struct conn {
 	size_t in_cap, in_off, in_len; /* unprocessed bytes are in[in_off..in_len) */
 	char *out;       /* owner: the connection (buf pool) */
 	size_t out_len, out_sent;
+	/* a response body that follows the head in out: memory or a file */
+	char *body_mem;  /* owner: the connection (malloc) */
+	size_t body_mem_len, body_mem_off;
+	int body_fd;     /* owner: the connection; -1 = none */
+	off_t body_off, body_end;
 
 	struct http_request req;
 	size_t head_scan; /* parser progress within the current head */
@@ -72,6 +77,15 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
  * extra_headers is zero or more "Name: value\r\n" lines, or NULL. */
 void conn_respond(struct conn *c, int status, const char *content_type, struct slice body,
 		  const char *extra_headers);
+
+/* Like conn_respond, with a body of any size that the connection takes over
+ * (freed once sent). */
+void conn_respond_owned(struct conn *c, int status, const char *content_type, char *body, size_t len,
+			const char *extra_headers);
+/* Like conn_respond, with len bytes of the open file fd from off (sendfile on
+ * plain connections). The connection takes fd over. */
+void conn_respond_file(struct conn *c, int status, const char *content_type, int fd, off_t off, off_t len,
+		       const char *extra_headers);
 
 /* Something happened on the connection's behalf (an upstream became readable):
  * run the state machine as if the client socket had an event. The connection

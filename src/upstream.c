@@ -86,7 +86,7 @@ void upstream_group_free(struct upstream_group *g)
 
 bool upstream_is_up(const struct upstream_server *s)
 {
-	return s->weight > 0 && s->down_until <= ev_now(server.loop);
+	return s->weight > 0 && !s->check_down && s->down_until <= ev_now(server.loop);
 }
 
 void upstream_mark_down(struct upstream_group *g, struct upstream_server *s)

@@ -29,6 +29,9 @@ struct upstream_server {
 	int64_t current;     /* smooth weighted round robin state */
 	unsigned active;     /* requests in flight */
 	ev_tstamp down_until; /* passive health: skipped until then */
+	bool check_down;      /* active health: the last health_fall checks failed */
+	unsigned check_streak; /* consecutive results opposite to the current state */
+	int last_check_status; /* HTTP status of the last active check, 0 = no answer */
 	char cookie[17];     /* sticky cookie value: hex of a hash of the URL */
 	struct upstream_conn *idle; /* owner: this server */
 	unsigned n_idle;

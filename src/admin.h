@@ -1,0 +1,25 @@
+/* admin.h - the admin listener's endpoints ([admin], SPEC §3): /ping, /healthz,
+ * /readyz, /.well-known/health, /metrics, /api/routers, /api/services,
+ * /api/certs and the dashboard at /. */
+#ifndef EDGEPROXY_ADMIN_H
+#define EDGEPROXY_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "slice.h"
+
+struct snapshot;
+
+struct admin_response {
+	int status;
+	const char *content_type;
+	char *body; /* owner: the caller after admin_handle returns (free()) */
+	size_t body_len;
+};
+
+/* Answers one admin request. ready: the server finished starting (listeners open). */
+void admin_handle(const struct snapshot *snap, struct slice method, struct slice path, bool ready,
+		  struct admin_response *out);
+
+#endif
