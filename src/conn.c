@@ -30,6 +30,9 @@
 #define MW_STATE_BUF 8192
 _Static_assert(sizeof(struct mw_state) <= MW_STATE_BUF, "mw_state outgrew its pool buffer");
 
+#define REQ_BUF 4096
+_Static_assert(sizeof(struct http_request) <= REQ_BUF, "http_request outgrew its pool buffer");
+
 enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
 /* How long a closing connection drains the client's leftover bytes. */
@@ -77,6 +80,7 @@ static void conn_close(struct conn *c)
 	}
 	conn_release_mw(c);
 	conn_drop_body(c);
+	buf_put((char *)c->req, REQ_BUF);
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -322,7 +326,7 @@ static bool conn_put_head(struct conn *c, int status, const char *content_type, 
 		c->phase = CONN_DONE;
 		return false;
 	}
-	bool head = slice_eq(c->req.method, SLICE_LIT("HEAD"));
+	bool head = c->head_req;
 	/* 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6). */
 	bool bodiless = status < 200 || status == 204 || status == 304;
 	struct http_out o = { c->out, c->out_len, OUT_CAP };
@@ -341,7 +345,7 @@ static bool conn_put_head(struct conn *c, int status, const char *content_type, 
 			     http_out_slice(&o, c->mw->resp_set[i].value) && http_out_str(&o, "\r\n");
 	if (ok && !c->keep_alive)
 		ok = http_out_str(&o, "Connection: close\r\n");
-	else if (ok && c->req.minor == 0)
+	else if (ok && c->minor == 0)
 		ok = http_out_str(&o, "Connection: keep-alive\r\n");
 	ok = ok && http_out_str(&o, "\r\n");
 	if (!ok) {
@@ -419,7 +423,7 @@ static void conn_log_request(struct conn *c)
 	server.requests_total++;
 	if (!accesslog_enabled())
 		return;
-	const struct http_request *r = &c->req;
+	const struct http_request *r = c->req;
 	const struct http_field *referer = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
 	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
 	struct access_record rec = {
@@ -444,7 +448,7 @@ static void conn_log_request(struct conn *c)
 static void respond_redirect(struct conn *c)
 {
 	const struct conf_entrypoint *to = config_find_entrypoint(c->snap->cfg, c->ep->conf->redirect_to);
-	struct slice host = c->req.host;
+	struct slice host = c->req->host;
 	for (size_t i = host.len; i > 0; i--) {
 		if (host.p[i - 1] == ']')
 			break;
@@ -461,9 +465,9 @@ static void respond_redirect(struct conn *c)
 		  http_out_slice(&o, host);
 	if (ok && port != (tls ? 443 : 80))
 		ok = http_out_str(&o, ":") && http_out_uint(&o, (unsigned)port);
-	ok = ok && http_out_slice(&o, c->req.target.p[0] == '/' ? c->req.target : c->req.path);
-	if (ok && c->req.target.p[0] != '/' && c->req.query.len)
-		ok = http_out_str(&o, "?") && http_out_slice(&o, c->req.query);
+	ok = ok && http_out_slice(&o, c->req->target.p[0] == '/' ? c->req->target : c->req->path);
+	if (ok && c->req->target.p[0] != '/' && c->req->query.len)
+		ok = http_out_str(&o, "?") && http_out_slice(&o, c->req->query);
 	ok = ok && http_out_str(&o, "\r\n") && o.len < sizeof(loc);
 	if (!ok) {
 		conn_respond_text(c, 414, "414 URI Too Long\n");
@@ -483,7 +487,7 @@ static int conn_run_middlewares(struct conn *c, const struct route *route)
 	}
 	memset(c->mw, 0, sizeof(*c->mw));
 	struct mw_request mr = {
-		.req = &c->req,
+		.req = c->req,
 		.client = (const struct sockaddr *)&c->peer,
 		.client_text = c->peer_text,
 		.tls = c->ep->conf->tls,
@@ -496,7 +500,7 @@ static int conn_run_middlewares(struct conn *c, const struct route *route)
  * the proxy took the request over, false when the response is queued here. */
 static bool conn_dispatch(struct conn *c)
 {
-	struct http_request *r = &c->req;
+	struct http_request *r = c->req;
 	c->router = NULL;
 	c->route = NULL;
 	c->service_url = NULL;
@@ -588,11 +592,11 @@ static int parse_error_status(int rc)
 /* Starts discarding the body of a request whose handler did not need it. */
 static void conn_begin_body(struct conn *c)
 {
-	if (c->req.body == HTTP_BODY_LENGTH && c->req.content_length > 0) {
+	if (c->req->body == HTTP_BODY_LENGTH && c->req->content_length > 0) {
 		c->phase = CONN_BODY;
 		c->body_is_chunked = false;
-		c->body_left = c->req.content_length;
-	} else if (c->req.body == HTTP_BODY_CHUNKED) {
+		c->body_left = c->req->content_length;
+	} else if (c->req->body == HTTP_BODY_CHUNKED) {
 		c->phase = CONN_BODY;
 		c->body_is_chunked = true;
 		http_chunked_init(&c->chunked);
@@ -647,10 +651,17 @@ static void conn_respond_error(struct conn *c, int status)
 {
 	char text[64];
 	snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
-	memset(&c->req, 0, sizeof(c->req));
-	c->req.method = SLICE_LIT("-");
-	c->req.target = SLICE_LIT("-");
-	c->req.minor = 1;
+	if (!c->req && !(c->req = (struct http_request *)(void *)buf_get(REQ_BUF))) {
+		c->keep_alive = false;
+		c->phase = CONN_DONE;
+		return;
+	}
+	memset(c->req, 0, sizeof(*c->req));
+	c->req->method = SLICE_LIT("-");
+	c->req->target = SLICE_LIT("-");
+	c->req->minor = 1;
+	c->minor = 1;
+	c->head_req = false;
 	c->keep_alive = false;
 	c->started = ev_time();
 	conn_respond_text(c, status, text);
@@ -665,10 +676,15 @@ static void conn_process(struct conn *c)
 			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE || body_pending(c))
 				break;
 			conn_refresh_snapshot(c);
+			if (!c->req && !(c->req = (struct http_request *)(void *)buf_get(REQ_BUF))) {
+				c->keep_alive = false;
+				c->phase = CONN_DONE;
+				break;
+			}
 			/* head_scan remembers how far the head was already checked, so a
 			 * head arriving in many pieces is scanned once in total. */
 			int rc = http_parse_request_resume(c->in + c->in_off, c->in_len - c->in_off,
-							   c->ep->conf->max_header_size, &c->head_scan, &c->req);
+							   c->ep->conf->max_header_size, &c->head_scan, c->req);
 			if (rc == HTTP_INCOMPLETE)
 				break;
 			c->head_scan = 0;
@@ -677,6 +693,8 @@ static void conn_process(struct conn *c)
 				conn_respond_error(c, parse_error_status(rc));
 				break;
 			}
+			c->minor = c->req->minor;
+			c->head_req = slice_eq(c->req->method, SLICE_LIT("HEAD"));
 			if (conn_dispatch(c)) {
 				/* The proxy took the request (it logs and ends it itself). */
 				c->in_off += (size_t)rc;
@@ -765,6 +783,10 @@ static int conn_read(struct conn *c)
  * only its struct (SPEC §5 memory per idle connection). */
 static void conn_release_buffers(struct conn *c)
 {
+	if (c->req && c->in_len == 0 && (c->phase == CONN_HEAD || c->phase == CONN_DONE || c->phase == CONN_LINGER)) {
+		buf_put((char *)c->req, REQ_BUF);
+		c->req = NULL;
+	}
 	if (c->in && c->in_len == 0) {
 		buf_put(c->in, c->in_cap);
 		c->in = NULL;

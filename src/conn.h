@@ -46,8 +46,13 @@ struct conn {
 	int body_fd;     /* owner: the connection; -1 = none */
 	off_t body_off, body_end;
 
-	struct http_request req;
+	/* The request being read or handled. From the buffer pool and given back
+	 * while the connection idles: an idle keep-alive connection costs only this
+	 * struct. */
+	struct http_request *req;
 	size_t head_scan; /* parser progress within the current head */
+	int minor;        /* the request's HTTP/1.x minor version, for the response */
+	bool head_req;    /* a HEAD request: the response has no body */
 	uint64_t body_left;          /* CONN_BODY with Content-Length */
 	struct http_chunked chunked; /* CONN_BODY with chunked */
 	bool body_is_chunked;

@@ -125,7 +125,7 @@ static int entrypoint_port(const struct conn *c)
  * shape of ours (16 hex digits). */
 static void find_sticky(struct proxy_exchange *x, const char *name)
 {
-	const struct http_request *r = &x->c->req;
+	const struct http_request *r = x->c->req;
 	size_t nl = strlen(name);
 	for (size_t i = 0; i < r->nfields; i++) {
 		if (!slice_case_eq(r->fields[i].name, SLICE_LIT("Cookie")))
@@ -150,7 +150,7 @@ static void find_sticky(struct proxy_exchange *x, const char *name)
 /* Copies what the access log needs: the head's bytes do not outlive the request. */
 static void capture_log(struct proxy_exchange *x)
 {
-	const struct http_request *r = &x->c->req;
+	const struct http_request *r = x->c->req;
 	const struct http_field *ref = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
 	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
 	struct slice parts[4] = { r->method, r->target, ref ? ref->value : SLICE_LIT("-"),
@@ -194,8 +194,8 @@ static bool mw_replaces(const struct mw_header *set, size_t n_set, const struct 
 static bool put_host(struct proxy_exchange *x, struct http_out *o)
 {
 	x->host_off = o->len;
-	bool ok = x->svc->conf->pass_host_header && x->c->req.host.len
-			  ? put_field(o, SLICE_LIT("Host"), x->c->req.host)
+	bool ok = x->svc->conf->pass_host_header && x->c->req->host.len
+			  ? put_field(o, SLICE_LIT("Host"), x->c->req->host)
 			  : put_field(o, SLICE_LIT("Host"), slice_cstr(x->server->conf->authority));
 	x->host_len = o->len - x->host_off;
 	return ok;
@@ -206,7 +206,7 @@ static bool put_host(struct proxy_exchange *x, struct http_out *o)
 static bool build_request_head(struct proxy_exchange *x)
 {
 	struct conn *c = x->c;
-	const struct http_request *r = &c->req;
+	const struct http_request *r = c->req;
 	const struct conf_entrypoint *ep = c->ep->conf;
 	bool trusted = cidr_list_contains(&ep->trusted_proxies, (const struct sockaddr *)&c->peer);
 	struct http_out o = { x->up_out, 0, PROXY_BUF };
@@ -355,7 +355,6 @@ static void fail(struct proxy_exchange *x, int status)
 		c->keep_alive = false;
 	char text[48];
 	snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
-	c->req.method = x->log.method; /* conn_respond looks at HEAD */
 	conn_respond(c, status, "text/plain; charset=utf-8", slice_cstr(text), NULL);
 	x->status = status;
 	x->resp.moved = c->resp_size; /* the error page is what the client got */
@@ -425,7 +424,7 @@ static bool proxy_connect(struct proxy_exchange *x)
 
 void proxy_start(struct conn *c, const struct service_rt *svc)
 {
-	const struct http_request *r = &c->req;
+	const struct http_request *r = c->req;
 	struct proxy_exchange *x = calloc(1, sizeof(*x));
 	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_BUF))) {
 		if (x) {
@@ -469,7 +468,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 static bool build_response_head(struct proxy_exchange *x, const struct http_response *resp)
 {
 	struct conn *c = x->c;
-	bool client11 = c->req.minor == 1;
+	bool client11 = c->minor == 1;
 	enum http_body_kind kind = resp->body;
 	bool out_chunked = false;
 	if (kind == HTTP_BODY_CHUNKED || kind == HTTP_BODY_EOF) {
@@ -570,7 +569,7 @@ static int handle_response_head(struct proxy_exchange *x)
 			x->status = 101;
 		} else if (resp.status >= 100 && resp.status < 200) {
 			/* Interim responses (100 Continue, 103) are relayed to HTTP/1.1 clients. */
-			if (c->req.minor == 1) {
+			if (c->minor == 1) {
 				struct http_out o = { c->out, c->out_len, OUT_CAP };
 				if (!(http_out_str(&o, "HTTP/1.1 ") && http_out_uint(&o, (unsigned)resp.status) &&
 				      http_out_str(&o, " ") && http_out_str(&o, http_reason(resp.status)) &&

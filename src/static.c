@@ -113,7 +113,7 @@ static int parse_range(struct slice v, off_t size, off_t *from, off_t *to)
 
 void static_handle(struct conn *c, const struct service_rt *svc)
 {
-	const struct http_request *r = &c->req;
+	const struct http_request *r = c->req;
 	c->service_url = "static";
 	if (!slice_eq(r->method, SLICE_LIT("GET")) && !slice_eq(r->method, SLICE_LIT("HEAD"))) {
 		respond_text(c, 405, "Allow: GET, HEAD\r\n");
