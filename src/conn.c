@@ -100,9 +100,9 @@ static void conn_close(struct conn *c)
 
 static void peer_to_text(struct conn *c)
 {
-	const void *a = c->peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&c->peer)->sin6_addr
-						       : (const void *)&((struct sockaddr_in *)&c->peer)->sin_addr;
-	if (!inet_ntop(c->peer.ss_family, a, c->peer_text, sizeof(c->peer_text)))
+	const void *a = c->peer.sa.sa_family == AF_INET6 ? (const void *)&c->peer.v6.sin6_addr
+							  : (const void *)&c->peer.v4.sin_addr;
+	if (!inet_ntop(c->peer.sa.sa_family, a, c->peer_text, sizeof(c->peer_text)))
 		strcpy(c->peer_text, "-");
 	/* Show IPv4 clients of a dual-stack listener as IPv4. */
 	if (strncmp(c->peer_text, "::ffff:", 7) == 0 && strchr(c->peer_text, '.'))
@@ -123,7 +123,7 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 	c->listener = l;
 	c->snap = snapshot_ref(server.snap);
 	c->ep = ep;
-	c->peer = *peer;
+	memcpy(&c->peer, peer, peer->ss_family == AF_INET6 ? sizeof(c->peer.v6) : sizeof(c->peer.v4));
 	peer_to_text(c);
 	c->in_cap = ep->conf->max_header_size;
 	c->phase = CONN_HEAD;
@@ -210,9 +210,10 @@ static void conn_set_events(struct conn *c)
 {
 	int want = 0;
 	if (c->phase == CONN_PROXY) {
-		/* Read only what the exchange can take, with room in the buffer:
-		 * epoll is level-triggered, so asking with a full buffer would spin. */
-		if (proxy_wants_client_read(c->exchange) && !c->peer_eof && (c->in_len - c->in_off) < c->in_cap)
+		/* Read while the buffer has room (what comes after the body waits there
+		 * for its turn); a full buffer must not be asked for more, as epoll is
+		 * level-triggered. Not toggling interest per request saves epoll_ctl calls. */
+		if (!c->peer_eof && (c->in_len - c->in_off) < c->in_cap)
 			want |= EV_READ;
 	} else if (c->phase == CONN_LINGER ||
 		   (c->phase != CONN_DONE && !c->peer_eof && !body_pending(c) && buf_pending(c) < OUT_CAP - OUT_RESERVE)) {
@@ -226,7 +227,7 @@ static void conn_set_events(struct conn *c)
 	if (want == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
 		return;
 	ev_io_stop(server.loop, &c->io);
-	ev_io_set(&c->io, c->fd, want);
+	io_watch(&c->io, want); /* same fd: no re-registration with epoll */
 	if (want)
 		ev_io_start(server.loop, &c->io);
 }
@@ -488,7 +489,7 @@ static int conn_run_middlewares(struct conn *c, const struct route *route)
 	memset(c->mw, 0, sizeof(*c->mw));
 	struct mw_request mr = {
 		.req = c->req,
-		.client = (const struct sockaddr *)&c->peer,
+		.client = &c->peer.sa,
 		.client_text = c->peer_text,
 		.tls = c->ep->conf->tls,
 		.now_ms = (int64_t)(ev_now(server.loop) * 1000.0),
@@ -528,7 +529,7 @@ static bool conn_dispatch(struct conn *c)
 		.query = r->query,
 		.fields = r->fields,
 		.nfields = r->nfields,
-		.client = (const struct sockaddr *)&c->peer,
+		.client = &c->peer.sa,
 	};
 	const struct route *route = snapshot_route(c->ep, &subject);
 	if (!route) {

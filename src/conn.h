@@ -31,7 +31,12 @@ struct conn {
 	struct listener *listener;
 	struct snapshot *snap; /* reference held; renewed between requests */
 	const struct entrypoint_rt *ep; /* within snap */
-	struct sockaddr_storage peer;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} peer; /* the client (sized for IP, not sockaddr_storage: this struct is
+		 * the whole cost of an idle connection) */
 	char peer_text[INET6_ADDRSTRLEN];
 	enum conn_phase phase;
 	int timer_kind; /* which timeout the timer currently measures */

@@ -33,7 +33,6 @@ struct proxy_exchange {
 	const struct service_rt *svc;
 	struct upstream_server *server;
 	struct upstream_conn *uc; /* owner: the exchange, until released */
-	ev_io io;                 /* on uc->fd while the connection is lent to us */
 	ev_timer timer;
 	int timer_kind;
 	bool connecting;
@@ -208,7 +207,7 @@ static bool build_request_head(struct proxy_exchange *x)
 	struct conn *c = x->c;
 	const struct http_request *r = c->req;
 	const struct conf_entrypoint *ep = c->ep->conf;
-	bool trusted = cidr_list_contains(&ep->trusted_proxies, (const struct sockaddr *)&c->peer);
+	bool trusted = cidr_list_contains(&ep->trusted_proxies, &c->peer.sa);
 	struct http_out o = { x->up_out, 0, PROXY_BUF };
 	const struct mw_state *mw = c->mw;
 	bool ok = http_out_slice(&o, r->method) && http_out_str(&o, " ");
@@ -296,13 +295,32 @@ static void set_timer(struct proxy_exchange *x, int kind)
 	}
 }
 
+/* Exchanges are recycled: one per proxied request would otherwise be a malloc
+ * and free on the hot path (and musl gives such memory back to the kernel). */
+#define EXCHANGE_KEEP 64
+static struct proxy_exchange *free_exchanges[EXCHANGE_KEEP];
+static unsigned n_free_exchanges;
+
+static struct proxy_exchange *exchange_new(void)
+{
+	struct proxy_exchange *x;
+	if (n_free_exchanges) {
+		x = free_exchanges[--n_free_exchanges];
+		memset(x, 0, sizeof(*x));
+		return x;
+	}
+	return calloc(1, sizeof(*x));
+}
+
 static void exchange_free(struct proxy_exchange *x)
 {
-	ev_io_stop(server.loop, &x->io);
 	ev_timer_stop(server.loop, &x->timer);
 	buf_put(x->up_out, PROXY_BUF);
 	buf_put(x->up_in, PROXY_BUF);
-	free(x);
+	if (n_free_exchanges < EXCHANGE_KEEP)
+		free_exchanges[n_free_exchanges++] = x;
+	else
+		free(x);
 }
 
 /* Gives the upstream connection back (to the pool when it can carry another request). */
@@ -310,7 +328,6 @@ static void release_upstream(struct proxy_exchange *x, bool reusable)
 {
 	if (!x->uc)
 		return;
-	ev_io_stop(server.loop, &x->io);
 	x->server->active--;
 	upstream_release(x->uc, reusable);
 	x->uc = NULL;
@@ -370,7 +387,7 @@ static void connection_failed(struct proxy_exchange *x, bool timed_out)
 		upstream_mark_down(g, x->server);
 	release_upstream(x, false);
 	if (x->retryable && x->attempts <= (unsigned)x->svc->conf->retries) {
-		struct upstream_server *next = upstream_pick(g, (const struct sockaddr *)&x->c->peer, slice_cstr(""),
+		struct upstream_server *next = upstream_pick(g, &x->c->peer.sa, slice_cstr(""),
 							     x->server);
 		if (next && next != x->server) {
 			x->server = next;
@@ -399,7 +416,7 @@ static bool proxy_connect(struct proxy_exchange *x)
 		upstream_mark_down(g, x->server);
 		struct upstream_server *next = NULL;
 		if (x->retryable && x->attempts <= (unsigned)x->svc->conf->retries)
-			next = upstream_pick(g, (const struct sockaddr *)&x->c->peer, slice_cstr(""), x->server);
+			next = upstream_pick(g, &x->c->peer.sa, slice_cstr(""), x->server);
 		if (!next || next == x->server) {
 			fail(x, 502);
 			return false;
@@ -415,9 +432,13 @@ static bool proxy_connect(struct proxy_exchange *x)
 	x->up_out_sent = 0;
 	x->up_in_off = x->up_in_len = 0;
 	x->got_bytes = x->upstream_eof = x->upstream_error = false;
-	ev_io_init(&x->io, on_upstream_io, x->uc->fd, EV_WRITE);
-	x->io.data = x;
-	ev_io_start(server.loop, &x->io);
+	/* The connection's one watcher now reports to this exchange. */
+	ev_io *io = &x->uc->io;
+	ev_io_stop(server.loop, io);
+	ev_set_cb(io, on_upstream_io);
+	io->data = x;
+	io_watch(io, EV_WRITE);
+	ev_io_start(server.loop, io);
 	set_timer(x, x->connecting ? PT_CONNECT : PT_RESPONSE);
 	return true;
 }
@@ -425,7 +446,7 @@ static bool proxy_connect(struct proxy_exchange *x)
 void proxy_start(struct conn *c, const struct service_rt *svc)
 {
 	const struct http_request *r = c->req;
-	struct proxy_exchange *x = calloc(1, sizeof(*x));
+	struct proxy_exchange *x = exchange_new();
 	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_BUF))) {
 		if (x) {
 			buf_put(x->up_out, PROXY_BUF);
@@ -448,7 +469,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 
 	if (svc->conf->sticky_cookie)
 		find_sticky(x, svc->conf->sticky_cookie);
-	x->server = upstream_pick(svc->group, (const struct sockaddr *)&c->peer, slice_cstr(x->sticky), NULL);
+	x->server = upstream_pick(svc->group, &c->peer.sa, slice_cstr(x->sticky), NULL);
 	if (!x->server) {
 		fail(x, 503);
 		return;
@@ -638,17 +659,15 @@ static void update_events(struct proxy_exchange *x)
 		want |= EV_WRITE;
 	if (!x->connecting && !x->upstream_eof && !x->upstream_error && x->up_in_len < PROXY_BUF)
 		want |= EV_READ;
-	if (want == (x->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&x->io))
+	ev_io *io = &x->uc->io;
+	if (want == (io->events & (EV_READ | EV_WRITE)) && ev_is_active(io))
 		return;
-	ev_io_stop(server.loop, &x->io);
-	ev_io_set(&x->io, x->uc->fd, want);
+	/* ev_io_modify, not ev_io_set: the fd is the same, and libev would
+	 * otherwise re-register it with epoll (a failing EPOLL_CTL_ADD each time). */
+	ev_io_stop(server.loop, io);
+	io_watch(io, want);
 	if (want)
-		ev_io_start(server.loop, &x->io);
-}
-
-bool proxy_wants_client_read(const struct proxy_exchange *x)
-{
-	return !x->req.done && !x->connecting;
+		ev_io_start(server.loop, io);
 }
 
 bool proxy_progress(struct proxy_exchange *x)

@@ -18,9 +18,6 @@ void proxy_start(struct conn *c, const struct service_rt *svc);
  * ended (c->phase is then CONN_HEAD or CONN_DONE and c->exchange is NULL). */
 bool proxy_progress(struct proxy_exchange *x);
 
-/* Whether the exchange wants bytes from the client now (request body, tunnel). */
-bool proxy_wants_client_read(const struct proxy_exchange *x);
-
 /* The client connection is closing: drop the exchange and its upstream connection. */
 void proxy_abort(struct proxy_exchange *x);
 

@@ -40,6 +40,14 @@ struct server {
 
 extern struct server server;
 
+/* Changes what a stopped io watcher waits for, keeping its fd registration
+ * (ev_io_set would make libev re-add the fd to epoll: a failing syscall). This is
+ * ev.h's ev_io_modify, written without its operator-precedence warning. */
+static inline void io_watch(ev_io *w, int events)
+{
+	w->events = (w->events & EV__IOFDSET) | events;
+}
+
 /* Loads the configuration, binds every entry point and serves until stopped.
  * Returns the process exit code. */
 int server_run(const char *config_path);

@@ -233,6 +233,7 @@ struct upstream_conn *upstream_acquire(struct upstream_server *s, bool *reused)
 	}
 	uc->fd = fd;
 	uc->server = s;
+	ev_io_init(&uc->io, on_idle_event, fd, 0); /* the one watcher of this fd, for its life */
 	return uc;
 }
 
@@ -245,8 +246,9 @@ void upstream_release(struct upstream_conn *uc, bool reusable)
 		free(uc);
 		return;
 	}
-	ev_io_init(&uc->io, on_idle_event, uc->fd, EV_READ);
+	ev_set_cb(&uc->io, on_idle_event);
 	uc->io.data = uc;
+	io_watch(&uc->io, EV_READ);
 	ev_io_start(server.loop, &uc->io);
 	uc->next = s->idle;
 	s->idle = uc;
