@@ -113,3 +113,24 @@ int body_pump_move(struct body_pump *p, const char *in, size_t *off, size_t len,
 	}
 	return 0;
 }
+
+size_t body_pump_raw_span(const struct body_pump *p, size_t avail)
+{
+	if (p->done || p->out_chunked)
+		return 0;
+	if (p->in_kind == HTTP_BODY_EOF)
+		return avail;
+	if (p->in_kind == HTTP_BODY_LENGTH)
+		return avail < p->left ? avail : (size_t)p->left;
+	return 0;
+}
+
+void body_pump_consumed(struct body_pump *p, size_t k)
+{
+	p->moved += k;
+	if (p->in_kind == HTTP_BODY_LENGTH) {
+		p->left -= k;
+		if (p->left == 0)
+			p->done = true;
+	}
+}

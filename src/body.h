@@ -28,4 +28,10 @@ void body_pump_init(struct body_pump *p, enum http_body_kind in_kind, uint64_t l
 int body_pump_move(struct body_pump *p, const char *in, size_t *off, size_t len, char *out, size_t *out_len,
 		   size_t cap);
 
+/* Raw relay: how many of avail input bytes may go out unchanged right now (0 when
+ * the body is re-framed, or complete). After sending k of them, call
+ * body_pump_consumed(p, k). */
+size_t body_pump_raw_span(const struct body_pump *p, size_t avail);
+void body_pump_consumed(struct body_pump *p, size_t k);
+
 #endif

@@ -237,6 +237,18 @@ static ssize_t sock_write(struct conn *c, const char *p, size_t n)
 	return c->tls ? tls_send(c->tls, c->fd, p, n) : write(c->fd, p, n);
 }
 
+ssize_t conn_send_direct(struct conn *c, const char *p, size_t n)
+{
+	if (buf_pending(c) || body_pending(c)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	ssize_t w = sock_write(c, p, n);
+	if (w > 0)
+		c->direct_sent = true;
+	return w;
+}
+
 /* Moves the next piece of a file body: straight to the socket with sendfile, or
  * (TLS, which must encrypt it) into the output buffer. Returns bytes moved to
  * the socket, 0 when it would block, -1 on failure. */
@@ -838,6 +850,10 @@ static void conn_step(struct conn *c, bool readable)
 		if (written < 0) {
 			conn_close(c);
 			return;
+		}
+		if (c->direct_sent) {
+			written += 1; /* the exchange wrote too: there may be room for more */
+			c->direct_sent = false;
 		}
 		progress = progress || written > 0;
 		/* Go again when writing may have unblocked work: the proxy refills the

@@ -64,6 +64,7 @@ struct conn {
 	bool keep_alive;  /* after the current response */
 	bool peer_eof;    /* the client shut down its side */
 	bool unread_input; /* closing with request bytes possibly still in flight */
+	bool direct_sent;  /* conn_send_direct wrote during this turn */
 	unsigned requests;
 
 	/* the current request, for the access log */
@@ -96,6 +97,11 @@ void conn_respond_owned(struct conn *c, int status, const char *content_type, ch
  * plain connections). The connection takes fd over. */
 void conn_respond_file(struct conn *c, int status, const char *content_type, int fd, off_t off, off_t len,
 		       const char *extra_headers);
+
+/* Writes straight to the client when nothing is queued before these bytes (the
+ * proxy relays large bodies without copying them into the output buffer). Like
+ * write(2): bytes taken, or -1 with errno (EAGAIN: wait for writability). */
+ssize_t conn_send_direct(struct conn *c, const char *p, size_t n);
 
 /* Something happened on the connection's behalf (an upstream became readable):
  * run the state machine as if the client socket had an event. The connection
