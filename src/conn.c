@@ -31,7 +31,7 @@
 _Static_assert(sizeof(struct mw_state) <= MW_STATE_BUF, "mw_state outgrew its pool buffer");
 
 #define REQ_BUF 4096
-_Static_assert(sizeof(struct http_request) <= REQ_BUF, "http_request outgrew its pool buffer");
+_Static_assert(sizeof(struct conn_req) <= REQ_BUF, "conn_req outgrew its pool buffer");
 
 enum timer_kind { T_NONE, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
@@ -48,25 +48,27 @@ static void conn_process(struct conn *c);
 /* A response body sent from memory or a file, after the head in c->out. */
 static bool body_pending(const struct conn *c)
 {
-	return c->body_mem || c->body_fd >= 0;
+	return c->rq && (c->rq->body_mem || c->rq->body_fd >= 0);
 }
 
 static void conn_drop_body(struct conn *c)
 {
-	free(c->body_mem);
-	c->body_mem = NULL;
-	if (c->body_fd >= 0)
-		close(c->body_fd);
-	c->body_fd = -1;
+	if (!c->rq)
+		return;
+	free(c->rq->body_mem);
+	c->rq->body_mem = NULL;
+	if (c->rq->body_fd >= 0)
+		close(c->rq->body_fd);
+	c->rq->body_fd = -1;
 }
 
 static void conn_release_mw(struct conn *c)
 {
-	if (!c->mw)
+	if (!c->rq || !c->rq->mw)
 		return;
-	middleware_done(c->mw);
-	buf_put((char *)c->mw, MW_STATE_BUF);
-	c->mw = NULL;
+	middleware_done(c->rq->mw);
+	buf_put((char *)c->rq->mw, MW_STATE_BUF);
+	c->rq->mw = NULL;
 }
 
 static void conn_close(struct conn *c)
@@ -80,7 +82,7 @@ static void conn_close(struct conn *c)
 	}
 	conn_release_mw(c);
 	conn_drop_body(c);
-	buf_put((char *)c->req, REQ_BUF);
+	buf_put((char *)c->rq, REQ_BUF);
 	ev_io_stop(server.loop, &c->io);
 	ev_timer_stop(server.loop, &c->timer);
 	close(c->fd);
@@ -98,15 +100,34 @@ static void conn_close(struct conn *c)
 	server_conn_closed();
 }
 
-static void peer_to_text(struct conn *c)
+static void peer_to_text(const struct conn *c, char *text, size_t cap)
 {
 	const void *a = c->peer.sa.sa_family == AF_INET6 ? (const void *)&c->peer.v6.sin6_addr
 							  : (const void *)&c->peer.v4.sin_addr;
-	if (!inet_ntop(c->peer.sa.sa_family, a, c->peer_text, sizeof(c->peer_text)))
-		strcpy(c->peer_text, "-");
+	if (!inet_ntop(c->peer.sa.sa_family, a, text, (socklen_t)cap))
+		strcpy(text, "-");
 	/* Show IPv4 clients of a dual-stack listener as IPv4. */
-	if (strncmp(c->peer_text, "::ffff:", 7) == 0 && strchr(c->peer_text, '.'))
-		memmove(c->peer_text, c->peer_text + 7, strlen(c->peer_text + 7) + 1);
+	if (strncmp(text, "::ffff:", 7) == 0 && strchr(text, '.'))
+		memmove(text, text + 7, strlen(text + 7) + 1);
+}
+
+/* The request state, from the pool; NULL (connection marked for closing) when
+ * memory runs out. */
+static struct conn_req *conn_get_rq(struct conn *c)
+{
+	if (c->rq)
+		return c->rq;
+	struct conn_req *rq = (struct conn_req *)(void *)buf_get(REQ_BUF);
+	if (!rq) {
+		c->keep_alive = false;
+		c->phase = CONN_DONE;
+		return NULL;
+	}
+	memset(rq, 0, sizeof(*rq));
+	rq->body_fd = -1;
+	c->rq = rq;
+	peer_to_text(c, rq->peer_text, sizeof(rq->peer_text));
+	return rq;
 }
 
 void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer)
@@ -119,12 +140,10 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 		return;
 	}
 	c->fd = fd;
-	c->body_fd = -1;
 	c->listener = l;
 	c->snap = snapshot_ref(server.snap);
 	c->ep = ep;
 	memcpy(&c->peer, peer, peer->ss_family == AF_INET6 ? sizeof(c->peer.v6) : sizeof(c->peer.v4));
-	peer_to_text(c);
 	c->in_cap = ep->conf->max_header_size;
 	c->phase = CONN_HEAD;
 	if (ep->conf->tls && !(c->tls = tls_conn_new(c->snap->tls))) {
@@ -151,10 +170,12 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 static size_t out_pending(const struct conn *c)
 {
 	size_t n = c->out_len - c->out_sent;
-	if (c->body_mem)
-		n += c->body_mem_len - c->body_mem_off;
-	if (c->body_fd >= 0)
-		n += (size_t)(c->body_end - c->body_off);
+	if (!c->rq)
+		return n;
+	if (c->rq->body_mem)
+		n += c->rq->body_mem_len - c->rq->body_mem_off;
+	if (c->rq->body_fd >= 0)
+		n += (size_t)(c->rq->body_end - c->rq->body_off);
 	return n;
 }
 
@@ -254,18 +275,18 @@ ssize_t conn_send_direct(struct conn *c, const char *p, size_t n)
  * the socket, 0 when it would block, -1 on failure. */
 static ssize_t flush_file(struct conn *c)
 {
-	size_t left = (size_t)(c->body_end - c->body_off);
+	size_t left = (size_t)(c->rq->body_end - c->rq->body_off);
 	if (c->tls) {
 		size_t n = left < OUT_CAP ? left : OUT_CAP;
-		ssize_t r = pread(c->body_fd, c->out, n, c->body_off);
+		ssize_t r = pread(c->rq->body_fd, c->out, n, c->rq->body_off);
 		if (r <= 0)
 			return -1; /* the file shrank or failed: the length promised is void */
 		c->out_len = (size_t)r;
 		c->out_sent = 0;
-		c->body_off += r;
+		c->rq->body_off += r;
 		return 0;
 	}
-	ssize_t r = sendfile(c->fd, c->body_fd, &c->body_off, left < (1u << 20) ? left : (1u << 20));
+	ssize_t r = sendfile(c->fd, c->rq->body_fd, &c->rq->body_off, left < (1u << 20) ? left : (1u << 20));
 	if (r > 0)
 		return r;
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -294,14 +315,16 @@ static ssize_t conn_flush(struct conn *c)
 			return -1;
 		}
 		c->out_len = c->out_sent = 0;
-		if (c->body_mem) {
-			if (c->body_mem_off == c->body_mem_len) {
+		if (!c->rq)
+			return total;
+		if (c->rq->body_mem) {
+			if (c->rq->body_mem_off == c->rq->body_mem_len) {
 				conn_drop_body(c);
 				continue;
 			}
-			ssize_t n = sock_write(c, c->body_mem + c->body_mem_off, c->body_mem_len - c->body_mem_off);
+			ssize_t n = sock_write(c, c->rq->body_mem + c->rq->body_mem_off, c->rq->body_mem_len - c->rq->body_mem_off);
 			if (n > 0) {
-				c->body_mem_off += (size_t)n;
+				c->rq->body_mem_off += (size_t)n;
 				total += n;
 				continue;
 			}
@@ -309,8 +332,8 @@ static ssize_t conn_flush(struct conn *c)
 				return total;
 			return -1;
 		}
-		if (c->body_fd >= 0) {
-			if (c->body_off >= c->body_end) {
+		if (c->rq->body_fd >= 0) {
+			if (c->rq->body_off >= c->rq->body_end) {
 				conn_drop_body(c);
 				continue;
 			}
@@ -339,7 +362,7 @@ static bool conn_put_head(struct conn *c, int status, const char *content_type, 
 		c->phase = CONN_DONE;
 		return false;
 	}
-	bool head = c->head_req;
+	bool head = c->rq->head_req;
 	/* 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6). */
 	bool bodiless = status < 200 || status == 204 || status == 304;
 	struct http_out o = { c->out, c->out_len, OUT_CAP };
@@ -352,13 +375,13 @@ static bool conn_put_head(struct conn *c, int status, const char *content_type, 
 		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, length) && http_out_str(&o, "\r\n");
 	if (ok && extra_headers)
 		ok = http_out_str(&o, extra_headers);
-	for (size_t i = 0; ok && c->mw && i < c->mw->n_resp_set; i++)
-		if (c->mw->resp_set[i].value.len)
-			ok = http_out_slice(&o, c->mw->resp_set[i].name) && http_out_str(&o, ": ") &&
-			     http_out_slice(&o, c->mw->resp_set[i].value) && http_out_str(&o, "\r\n");
+	for (size_t i = 0; ok && c->rq->mw && i < c->rq->mw->n_resp_set; i++)
+		if (c->rq->mw->resp_set[i].value.len)
+			ok = http_out_slice(&o, c->rq->mw->resp_set[i].name) && http_out_str(&o, ": ") &&
+			     http_out_slice(&o, c->rq->mw->resp_set[i].value) && http_out_str(&o, "\r\n");
 	if (ok && !c->keep_alive)
 		ok = http_out_str(&o, "Connection: close\r\n");
-	else if (ok && c->minor == 0)
+	else if (ok && c->rq->minor == 0)
 		ok = http_out_str(&o, "Connection: keep-alive\r\n");
 	ok = ok && http_out_str(&o, "\r\n");
 	if (!ok) {
@@ -369,10 +392,10 @@ static bool conn_put_head(struct conn *c, int status, const char *content_type, 
 	}
 	if (!c->keep_alive && status >= 400)
 		c->unread_input = true;
-	c->status = status;
+	c->rq->status = status;
 	c->out_len = o.len;
 	*send_body = !head && !bodiless;
-	c->resp_size = *send_body ? length : 0;
+	c->rq->resp_size = *send_body ? length : 0;
 	return true;
 }
 
@@ -395,9 +418,9 @@ void conn_respond(struct conn *c, int status, const char *content_type, struct s
 		return;
 	}
 	memcpy(copy, body.p, body.len);
-	c->body_mem = copy;
-	c->body_mem_len = body.len;
-	c->body_mem_off = 0;
+	c->rq->body_mem = copy;
+	c->rq->body_mem_len = body.len;
+	c->rq->body_mem_off = 0;
 }
 
 void conn_respond_owned(struct conn *c, int status, const char *content_type, char *body, size_t len,
@@ -408,9 +431,9 @@ void conn_respond_owned(struct conn *c, int status, const char *content_type, ch
 		free(body);
 		return;
 	}
-	c->body_mem = body;
-	c->body_mem_len = len;
-	c->body_mem_off = 0;
+	c->rq->body_mem = body;
+	c->rq->body_mem_len = len;
+	c->rq->body_mem_off = 0;
 }
 
 void conn_respond_file(struct conn *c, int status, const char *content_type, int fd, off_t off, off_t len,
@@ -421,9 +444,9 @@ void conn_respond_file(struct conn *c, int status, const char *content_type, int
 		close(fd);
 		return;
 	}
-	c->body_fd = fd;
-	c->body_off = off;
-	c->body_end = off + len;
+	c->rq->body_fd = fd;
+	c->rq->body_off = off;
+	c->rq->body_end = off + len;
 }
 
 static void conn_respond_text(struct conn *c, int status, const char *text)
@@ -436,23 +459,23 @@ static void conn_log_request(struct conn *c)
 	server.requests_total++;
 	if (!accesslog_enabled())
 		return;
-	const struct http_request *r = c->req;
+	const struct http_request *r = &c->rq->req;
 	const struct http_field *referer = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
 	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
 	struct access_record rec = {
-		.client = c->peer_text,
+		.client = c->rq->peer_text,
 		.method = r->method,
 		.target = r->target,
 		.minor = r->minor,
-		.status = c->status,
-		.size = c->resp_size,
+		.status = c->rq->status,
+		.size = c->rq->resp_size,
 		.referer = referer ? referer->value : SLICE_LIT("-"),
 		.user_agent = ua ? ua->value : SLICE_LIT("-"),
 		.count = server.requests_total,
-		.router = c->router,
-		.service_url = c->service_url,
+		.router = c->rq->router,
+		.service_url = c->rq->service_url,
 		.entrypoint = c->ep->conf->name,
-		.duration_ms = (ev_time() - c->started) * 1000.0,
+		.duration_ms = (ev_time() - c->rq->started) * 1000.0,
 	};
 	accesslog_write(&rec);
 }
@@ -461,7 +484,7 @@ static void conn_log_request(struct conn *c)
 static void respond_redirect(struct conn *c)
 {
 	const struct conf_entrypoint *to = config_find_entrypoint(c->snap->cfg, c->ep->conf->redirect_to);
-	struct slice host = c->req->host;
+	struct slice host = c->rq->req.host;
 	for (size_t i = host.len; i > 0; i--) {
 		if (host.p[i - 1] == ']')
 			break;
@@ -478,45 +501,45 @@ static void respond_redirect(struct conn *c)
 		  http_out_slice(&o, host);
 	if (ok && port != (tls ? 443 : 80))
 		ok = http_out_str(&o, ":") && http_out_uint(&o, (unsigned)port);
-	ok = ok && http_out_slice(&o, c->req->target.p[0] == '/' ? c->req->target : c->req->path);
-	if (ok && c->req->target.p[0] != '/' && c->req->query.len)
-		ok = http_out_str(&o, "?") && http_out_slice(&o, c->req->query);
+	ok = ok && http_out_slice(&o, c->rq->req.target.p[0] == '/' ? c->rq->req.target : c->rq->req.path);
+	if (ok && c->rq->req.target.p[0] != '/' && c->rq->req.query.len)
+		ok = http_out_str(&o, "?") && http_out_slice(&o, c->rq->req.query);
 	ok = ok && http_out_str(&o, "\r\n") && o.len < sizeof(loc);
 	if (!ok) {
 		conn_respond_text(c, 414, "414 URI Too Long\n");
 		return;
 	}
 	loc[o.len] = '\0';
-	c->router = "redirect";
+	c->rq->router = "redirect";
 	conn_respond(c, 308, "text/plain; charset=utf-8", SLICE_LIT("308 Permanent Redirect\n"), loc);
 }
 
 /* Runs the route's middlewares; returns the status of an early answer, or 0. */
 static int conn_run_middlewares(struct conn *c, const struct route *route)
 {
-	if (!(c->mw = (struct mw_state *)(void *)buf_get(MW_STATE_BUF))) {
+	if (!(c->rq->mw = (struct mw_state *)(void *)buf_get(MW_STATE_BUF))) {
 		c->keep_alive = false;
 		return 503;
 	}
-	memset(c->mw, 0, sizeof(*c->mw));
+	memset(c->rq->mw, 0, sizeof(*c->rq->mw));
 	struct mw_request mr = {
-		.req = c->req,
+		.req = &c->rq->req,
 		.client = &c->peer.sa,
-		.client_text = c->peer_text,
+		.client_text = c->rq->peer_text,
 		.tls = c->ep->conf->tls,
 		.now_ms = (int64_t)(ev_now(server.loop) * 1000.0),
 	};
-	return middleware_run(route->chain, route->chain_len, &mr, c->mw);
+	return middleware_run(route->chain, route->chain_len, &mr, c->rq->mw);
 }
 
 /* A request head is complete: route it and run its handler. Returns true when
  * the proxy took the request over, false when the response is queued here. */
 static bool conn_dispatch(struct conn *c)
 {
-	struct http_request *r = c->req;
-	c->router = NULL;
-	c->route = NULL;
-	c->service_url = NULL;
+	struct http_request *r = &c->rq->req;
+	c->rq->router = NULL;
+	c->rq->route = NULL;
+	c->rq->service_url = NULL;
 	c->keep_alive = r->keep_alive && !server.stopping && !c->peer_eof;
 
 	if (slice_eq(r->method, SLICE_LIT("CONNECT"))) {
@@ -548,10 +571,10 @@ static bool conn_dispatch(struct conn *c)
 		conn_respond_text(c, 404, "404 page not found\n");
 		return false;
 	}
-	c->router = route->name;
-	c->route = route;
+	c->rq->router = route->name;
+	c->rq->route = route;
 	if (route->chain_len && conn_run_middlewares(c, route) > 0) {
-		conn_respond(c, c->mw->status, "text/plain; charset=utf-8", c->mw->body, NULL);
+		conn_respond(c, c->rq->mw->status, "text/plain; charset=utf-8", c->rq->mw->body, NULL);
 		return false;
 	}
 	if (route->service->conf->type == SERVICE_PROXY) {
@@ -605,14 +628,14 @@ static int parse_error_status(int rc)
 /* Starts discarding the body of a request whose handler did not need it. */
 static void conn_begin_body(struct conn *c)
 {
-	if (c->req->body == HTTP_BODY_LENGTH && c->req->content_length > 0) {
+	if (c->rq->req.body == HTTP_BODY_LENGTH && c->rq->req.content_length > 0) {
 		c->phase = CONN_BODY;
-		c->body_is_chunked = false;
-		c->body_left = c->req->content_length;
-	} else if (c->req->body == HTTP_BODY_CHUNKED) {
+		c->rq->body_is_chunked = false;
+		c->rq->body_left = c->rq->req.content_length;
+	} else if (c->rq->req.body == HTTP_BODY_CHUNKED) {
 		c->phase = CONN_BODY;
-		c->body_is_chunked = true;
-		http_chunked_init(&c->chunked);
+		c->rq->body_is_chunked = true;
+		http_chunked_init(&c->rq->chunked);
 	}
 }
 
@@ -622,26 +645,26 @@ static int conn_skip_body(struct conn *c)
 {
 	const char *p = c->in + c->in_off;
 	size_t avail = c->in_len - c->in_off;
-	if (!c->body_is_chunked) {
-		size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+	if (!c->rq->body_is_chunked) {
+		size_t take = avail < c->rq->body_left ? avail : (size_t)c->rq->body_left;
 		c->in_off += take;
-		c->body_left -= take;
-		return c->body_left == 0;
+		c->rq->body_left -= take;
+		return c->rq->body_left == 0;
 	}
 	uint64_t max_body = c->ep->conf->max_body_size;
-	while (avail > 0 && c->chunked.state != CHUNK_DONE) {
+	while (avail > 0 && c->rq->chunked.state != CHUNK_DONE) {
 		size_t off, len = 0;
-		ssize_t used = http_chunked_feed(&c->chunked, p, avail, &off, &len);
+		ssize_t used = http_chunked_feed(&c->rq->chunked, p, avail, &off, &len);
 		if (used < 0)
 			return -1;
-		c->body_left += len; /* counts bytes received, against max_body_size */
-		if (max_body && c->body_left > max_body)
+		c->rq->body_left += len; /* counts bytes received, against max_body_size */
+		if (max_body && c->rq->body_left > max_body)
 			return -1;
 		p += used;
 		avail -= (size_t)used;
 		c->in_off += (size_t)used;
 	}
-	return c->chunked.state == CHUNK_DONE;
+	return c->rq->chunked.state == CHUNK_DONE;
 }
 
 /* The response is queued and the body consumed: get ready for the next request.
@@ -649,13 +672,13 @@ static int conn_skip_body(struct conn *c)
  * may be gone by now.) */
 void conn_request_done(struct conn *c)
 {
-	if (c->mw && c->route)
-		middleware_observe(c->route->chain, c->route->chain_len, c->status, c->status == 502 || c->status == 504,
+	if (c->rq->mw && c->rq->route)
+		middleware_observe(c->rq->route->chain, c->rq->route->chain_len, c->rq->status, c->rq->status == 502 || c->rq->status == 504,
 				   (int64_t)(ev_now(server.loop) * 1000.0));
 	conn_release_mw(c);
 	c->requests++;
 	c->phase = c->keep_alive ? CONN_HEAD : CONN_DONE;
-	c->body_left = 0;
+	c->rq->body_left = 0;
 }
 
 /* Answers a request that could not be read (bad head, timeout) and closes: there
@@ -664,19 +687,16 @@ static void conn_respond_error(struct conn *c, int status)
 {
 	char text[64];
 	snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
-	if (!c->req && !(c->req = (struct http_request *)(void *)buf_get(REQ_BUF))) {
-		c->keep_alive = false;
-		c->phase = CONN_DONE;
+	if (!conn_get_rq(c))
 		return;
-	}
-	memset(c->req, 0, sizeof(*c->req));
-	c->req->method = SLICE_LIT("-");
-	c->req->target = SLICE_LIT("-");
-	c->req->minor = 1;
-	c->minor = 1;
-	c->head_req = false;
+	memset(&c->rq->req, 0, sizeof(c->rq->req));
+	c->rq->req.method = SLICE_LIT("-");
+	c->rq->req.target = SLICE_LIT("-");
+	c->rq->req.minor = 1;
+	c->rq->minor = 1;
+	c->rq->head_req = false;
 	c->keep_alive = false;
-	c->started = ev_time();
+	c->rq->started = ev_time();
 	conn_respond_text(c, status, text);
 	conn_log_request(c);
 	conn_request_done(c);
@@ -689,25 +709,22 @@ static void conn_process(struct conn *c)
 			if (c->in_len == c->in_off || OUT_CAP - c->out_len < OUT_RESERVE || body_pending(c))
 				break;
 			conn_refresh_snapshot(c);
-			if (!c->req && !(c->req = (struct http_request *)(void *)buf_get(REQ_BUF))) {
-				c->keep_alive = false;
-				c->phase = CONN_DONE;
+			if (!conn_get_rq(c))
 				break;
-			}
 			/* head_scan remembers how far the head was already checked, so a
 			 * head arriving in many pieces is scanned once in total. */
 			int rc = http_parse_request_resume(c->in + c->in_off, c->in_len - c->in_off,
-							   c->ep->conf->max_header_size, &c->head_scan, c->req);
+							   c->ep->conf->max_header_size, &c->rq->head_scan, &c->rq->req);
 			if (rc == HTTP_INCOMPLETE)
 				break;
-			c->head_scan = 0;
-			c->started = ev_time();
+			c->rq->head_scan = 0;
+			c->rq->started = ev_time();
 			if (rc < 0) {
 				conn_respond_error(c, parse_error_status(rc));
 				break;
 			}
-			c->minor = c->req->minor;
-			c->head_req = slice_eq(c->req->method, SLICE_LIT("HEAD"));
+			c->rq->minor = c->rq->req.minor;
+			c->rq->head_req = slice_eq(c->rq->req.method, SLICE_LIT("HEAD"));
 			if (conn_dispatch(c)) {
 				/* The proxy took the request (it logs and ends it itself). */
 				c->in_off += (size_t)rc;
@@ -796,9 +813,10 @@ static int conn_read(struct conn *c)
  * only its struct (SPEC §5 memory per idle connection). */
 static void conn_release_buffers(struct conn *c)
 {
-	if (c->req && c->in_len == 0 && (c->phase == CONN_HEAD || c->phase == CONN_DONE || c->phase == CONN_LINGER)) {
-		buf_put((char *)c->req, REQ_BUF);
-		c->req = NULL;
+	if (c->rq && c->in_len == 0 && !c->exchange && !c->rq->mw && !body_pending(c) &&
+	    (c->phase == CONN_HEAD || c->phase == CONN_DONE || c->phase == CONN_LINGER)) {
+		buf_put((char *)c->rq, REQ_BUF);
+		c->rq = NULL;
 	}
 	if (c->in && c->in_len == 0) {
 		buf_put(c->in, c->in_cap);
@@ -819,8 +837,8 @@ static void conn_linger(struct conn *c)
 	for (;;) {
 		ssize_t n = read(c->fd, sink, sizeof(sink));
 		if (n > 0) {
-			c->body_left += (size_t)n;
-			if (c->body_left > LINGER_MAX_BYTES)
+			c->linger_bytes += (size_t)n;
+			if (c->linger_bytes > LINGER_MAX_BYTES)
 				break;
 			continue;
 		}
@@ -871,7 +889,7 @@ static void conn_step(struct conn *c, bool readable)
 			tls_close_notify(c->tls, c->fd);
 		shutdown(c->fd, SHUT_WR);
 		c->phase = CONN_LINGER;
-		c->body_left = 0;
+		c->linger_bytes = 0;
 		conn_release_buffers(c);
 		conn_set_events(c);
 		conn_update_timer(c, false);

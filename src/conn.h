@@ -24,6 +24,33 @@ enum conn_phase {
 		      * close into a reset that destroys the response */
 };
 
+/* What one request needs while it is read and answered. From the buffer pool and
+ * given back while the connection idles, so that an idle keep-alive connection
+ * costs only struct conn. */
+struct conn_req {
+	struct http_request req;
+	size_t head_scan; /* parser progress within the current head */
+	int minor;        /* the request's HTTP/1.x minor version, for the response */
+	bool head_req;    /* a HEAD request: the response has no body */
+	char peer_text[INET6_ADDRSTRLEN]; /* the client, as text (logs, forwarded fields) */
+	uint64_t body_left;          /* CONN_BODY with Content-Length */
+	struct http_chunked chunked; /* CONN_BODY with chunked */
+	bool body_is_chunked;
+	/* a response body that follows the head in out: memory or a file */
+	char *body_mem;  /* owner: this request (malloc) */
+	size_t body_mem_len, body_mem_off;
+	int body_fd;     /* owner: this request; -1 = none */
+	off_t body_off, body_end;
+	/* for the access log and metrics */
+	ev_tstamp started;
+	const struct route *route; /* NULL: no router matched */
+	struct mw_state *mw;       /* the route's middleware decisions; owner: this request */
+	const char *router;
+	const char *service_url;
+	int status;
+	uint64_t resp_size;
+};
+
 struct conn {
 	int fd;
 	ev_io io;
@@ -35,46 +62,22 @@ struct conn {
 		struct sockaddr sa;
 		struct sockaddr_in v4;
 		struct sockaddr_in6 v6;
-	} peer; /* the client (sized for IP, not sockaddr_storage: this struct is
-		 * the whole cost of an idle connection) */
-	char peer_text[INET6_ADDRSTRLEN];
+	} peer; /* the client (sized for IP, not sockaddr_storage) */
 	enum conn_phase phase;
 	int timer_kind; /* which timeout the timer currently measures */
 
 	char *in;        /* owner: the connection (buf pool); NULL while idle */
 	size_t in_cap, in_off, in_len; /* unprocessed bytes are in[in_off..in_len) */
-	char *out;       /* owner: the connection (buf pool) */
+	char *out;       /* owner: the connection (buf pool); NULL while idle */
 	size_t out_len, out_sent;
-	/* a response body that follows the head in out: memory or a file */
-	char *body_mem;  /* owner: the connection (malloc) */
-	size_t body_mem_len, body_mem_off;
-	int body_fd;     /* owner: the connection; -1 = none */
-	off_t body_off, body_end;
+	struct conn_req *rq; /* owner: the connection (buf pool); NULL while idle */
 
-	/* The request being read or handled. From the buffer pool and given back
-	 * while the connection idles: an idle keep-alive connection costs only this
-	 * struct. */
-	struct http_request *req;
-	size_t head_scan; /* parser progress within the current head */
-	int minor;        /* the request's HTTP/1.x minor version, for the response */
-	bool head_req;    /* a HEAD request: the response has no body */
-	uint64_t body_left;          /* CONN_BODY with Content-Length */
-	struct http_chunked chunked; /* CONN_BODY with chunked */
-	bool body_is_chunked;
 	bool keep_alive;  /* after the current response */
 	bool peer_eof;    /* the client shut down its side */
 	bool unread_input; /* closing with request bytes possibly still in flight */
 	bool direct_sent;  /* conn_send_direct wrote during this turn */
 	unsigned requests;
-
-	/* the current request, for the access log */
-	ev_tstamp started;
-	const struct route *route; /* NULL: no router matched */
-	struct mw_state *mw;       /* the route's middleware decisions; owner: the connection */
-	const char *router;
-	const char *service_url;
-	int status;
-	uint64_t resp_size;
+	unsigned linger_bytes; /* CONN_LINGER: what was drained so far */
 
 	struct proxy_exchange *exchange; /* CONN_PROXY; owner: the connection */
 	struct tls_conn *tls; /* TLS entry points; owner: the connection */

@@ -124,7 +124,7 @@ static int entrypoint_port(const struct conn *c)
  * shape of ours (16 hex digits). */
 static void find_sticky(struct proxy_exchange *x, const char *name)
 {
-	const struct http_request *r = x->c->req;
+	const struct http_request *r = &x->c->rq->req;
 	size_t nl = strlen(name);
 	for (size_t i = 0; i < r->nfields; i++) {
 		if (!slice_case_eq(r->fields[i].name, SLICE_LIT("Cookie")))
@@ -149,7 +149,7 @@ static void find_sticky(struct proxy_exchange *x, const char *name)
 /* Copies what the access log needs: the head's bytes do not outlive the request. */
 static void capture_log(struct proxy_exchange *x)
 {
-	const struct http_request *r = x->c->req;
+	const struct http_request *r = &x->c->rq->req;
 	const struct http_field *ref = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
 	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
 	struct slice parts[4] = { r->method, r->target, ref ? ref->value : SLICE_LIT("-"),
@@ -166,9 +166,9 @@ static void capture_log(struct proxy_exchange *x)
 		used += n;
 	}
 	x->log.minor = r->minor;
-	x->log.client = x->c->peer_text;
+	x->log.client = x->c->rq->peer_text;
 	x->log.entrypoint = x->c->ep->conf->name;
-	x->log.router = x->c->router;
+	x->log.router = x->c->rq->router;
 }
 
 static bool put_field(struct http_out *o, struct slice name, struct slice value)
@@ -193,8 +193,8 @@ static bool mw_replaces(const struct mw_header *set, size_t n_set, const struct 
 static bool put_host(struct proxy_exchange *x, struct http_out *o)
 {
 	x->host_off = o->len;
-	bool ok = x->svc->conf->pass_host_header && x->c->req->host.len
-			  ? put_field(o, SLICE_LIT("Host"), x->c->req->host)
+	bool ok = x->svc->conf->pass_host_header && x->c->rq->req.host.len
+			  ? put_field(o, SLICE_LIT("Host"), x->c->rq->req.host)
 			  : put_field(o, SLICE_LIT("Host"), slice_cstr(x->server->conf->authority));
 	x->host_len = o->len - x->host_off;
 	return ok;
@@ -205,11 +205,11 @@ static bool put_host(struct proxy_exchange *x, struct http_out *o)
 static bool build_request_head(struct proxy_exchange *x)
 {
 	struct conn *c = x->c;
-	const struct http_request *r = c->req;
+	const struct http_request *r = &c->rq->req;
 	const struct conf_entrypoint *ep = c->ep->conf;
 	bool trusted = cidr_list_contains(&ep->trusted_proxies, &c->peer.sa);
 	struct http_out o = { x->up_out, 0, PROXY_BUF };
-	const struct mw_state *mw = c->mw;
+	const struct mw_state *mw = c->rq->mw;
 	bool ok = http_out_slice(&o, r->method) && http_out_str(&o, " ");
 	/* origin-form even when the client used absolute-form (RFC 9112 §3.2.1) */
 	ok = ok && http_out_slice(&o, mw && mw->path.p ? mw->path : r->path);
@@ -239,7 +239,7 @@ static bool build_request_head(struct proxy_exchange *x)
 	for (size_t i = 0; ok && trusted && i < r->nfields; i++)
 		if (slice_case_eq(r->fields[i].name, SLICE_LIT("X-Forwarded-For")) && r->fields[i].value.len)
 			ok = http_out_slice(&o, r->fields[i].value) && http_out_str(&o, ", ");
-	ok = ok && http_out_str(&o, c->peer_text) && http_out_str(&o, "\r\n");
+	ok = ok && http_out_str(&o, c->rq->peer_text) && http_out_str(&o, "\r\n");
 	if (ok && !(trusted && http_find_field(r->fields, r->nfields, SLICE_LIT("X-Forwarded-Proto"))))
 		ok = http_out_str(&o, "X-Forwarded-Proto: ") && http_out_str(&o, ep->tls ? "https" : "http") &&
 		     http_out_str(&o, "\r\n");
@@ -249,7 +249,7 @@ static bool build_request_head(struct proxy_exchange *x)
 		ok = http_out_str(&o, "X-Forwarded-Port: ") && http_out_uint(&o, (unsigned)entrypoint_port(c)) &&
 		     http_out_str(&o, "\r\n");
 	if (ok && !(trusted && http_find_field(r->fields, r->nfields, SLICE_LIT("X-Real-Ip"))))
-		ok = http_out_str(&o, "X-Real-Ip: ") && http_out_str(&o, c->peer_text) && http_out_str(&o, "\r\n");
+		ok = http_out_str(&o, "X-Real-Ip: ") && http_out_str(&o, c->rq->peer_text) && http_out_str(&o, "\r\n");
 	if (ok && r->body == HTTP_BODY_LENGTH)
 		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, r->content_length) &&
 		     http_out_str(&o, "\r\n");
@@ -343,7 +343,7 @@ static void finish(struct proxy_exchange *x)
 		x->log.size = x->resp.moved;
 		x->log.count = server.requests_total;
 		x->log.service_url = x->server ? x->server->conf->url : NULL;
-		x->log.duration_ms = (ev_time() - c->started) * 1000.0;
+		x->log.duration_ms = (ev_time() - c->rq->started) * 1000.0;
 		accesslog_write(&x->log);
 	}
 	if (!x->req.done) {
@@ -374,7 +374,7 @@ static void fail(struct proxy_exchange *x, int status)
 	snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
 	conn_respond(c, status, "text/plain; charset=utf-8", slice_cstr(text), NULL);
 	x->status = status;
-	x->resp.moved = c->resp_size; /* the error page is what the client got */
+	x->resp.moved = c->rq->resp_size; /* the error page is what the client got */
 	finish(x);
 }
 
@@ -445,7 +445,7 @@ static bool proxy_connect(struct proxy_exchange *x)
 
 void proxy_start(struct conn *c, const struct service_rt *svc)
 {
-	const struct http_request *r = c->req;
+	const struct http_request *r = &c->rq->req;
 	struct proxy_exchange *x = exchange_new();
 	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_BUF))) {
 		if (x) {
@@ -480,7 +480,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 		fail(x, 431);
 		return;
 	}
-	c->service_url = x->server->conf->url;
+	c->rq->service_url = x->server->conf->url;
 	proxy_connect(x);
 }
 
@@ -489,7 +489,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 static bool build_response_head(struct proxy_exchange *x, const struct http_response *resp)
 {
 	struct conn *c = x->c;
-	bool client11 = c->minor == 1;
+	bool client11 = c->rq->minor == 1;
 	enum http_body_kind kind = resp->body;
 	bool out_chunked = false;
 	if (kind == HTTP_BODY_CHUNKED || kind == HTTP_BODY_EOF) {
@@ -512,13 +512,13 @@ static bool build_response_head(struct proxy_exchange *x, const struct http_resp
 		/* Without a body of ours, Content-Length still describes the resource (HEAD, 304). */
 		if (slice_case_eq(name, SLICE_LIT("Content-Length")) && kind != HTTP_BODY_NONE)
 			continue;
-		if (c->mw && middleware_drops_response_field(c->mw, name))
+		if (c->rq->mw && middleware_drops_response_field(c->rq->mw, name))
 			continue;
 		ok = put_field(&o, name, resp->fields[i].value);
 	}
-	for (size_t i = 0; ok && c->mw && i < c->mw->n_resp_set; i++)
-		if (c->mw->resp_set[i].value.len)
-			ok = put_field(&o, c->mw->resp_set[i].name, c->mw->resp_set[i].value);
+	for (size_t i = 0; ok && c->rq->mw && i < c->rq->mw->n_resp_set; i++)
+		if (c->rq->mw->resp_set[i].value.len)
+			ok = put_field(&o, c->rq->mw->resp_set[i].name, c->rq->mw->resp_set[i].value);
 	if (ok && kind == HTTP_BODY_LENGTH)
 		ok = http_out_str(&o, "Content-Length: ") && http_out_uint(&o, resp->content_length) &&
 		     http_out_str(&o, "\r\n");
@@ -590,7 +590,7 @@ static int handle_response_head(struct proxy_exchange *x)
 			x->status = 101;
 		} else if (resp.status >= 100 && resp.status < 200) {
 			/* Interim responses (100 Continue, 103) are relayed to HTTP/1.1 clients. */
-			if (c->minor == 1) {
+			if (c->rq->minor == 1) {
 				struct http_out o = { c->out, c->out_len, OUT_CAP };
 				if (!(http_out_str(&o, "HTTP/1.1 ") && http_out_uint(&o, (unsigned)resp.status) &&
 				      http_out_str(&o, " ") && http_out_str(&o, http_reason(resp.status)) &&
@@ -612,7 +612,7 @@ static int handle_response_head(struct proxy_exchange *x)
 		}
 		x->up_in_off += (size_t)rc;
 		x->head_received = true;
-		c->status = x->status;
+		c->rq->status = x->status;
 		set_timer(x, PT_STREAM);
 		return 1;
 	}
@@ -697,7 +697,7 @@ bool proxy_progress(struct proxy_exchange *x)
 			if (c->in) {
 				if (body_pump_move(&x->req, c->in, &c->in_off, c->in_len, x->up_out, &x->up_out_len,
 						   PROXY_BUF) < 0) {
-					log_debug("malformed chunked request body from %s", c->peer_text);
+					log_debug("malformed chunked request body from %s", c->rq->peer_text);
 					c->keep_alive = false;
 					fail(x, 400);
 					return true;

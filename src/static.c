@@ -113,13 +113,13 @@ static int parse_range(struct slice v, off_t size, off_t *from, off_t *to)
 
 void static_handle(struct conn *c, const struct service_rt *svc)
 {
-	const struct http_request *r = c->req;
-	c->service_url = "static";
+	const struct http_request *r = &c->rq->req;
+	c->rq->service_url = "static";
 	if (!slice_eq(r->method, SLICE_LIT("GET")) && !slice_eq(r->method, SLICE_LIT("HEAD"))) {
 		respond_text(c, 405, "Allow: GET, HEAD\r\n");
 		return;
 	}
-	struct slice path = c->mw && c->mw->path.p ? c->mw->path : r->path;
+	struct slice path = c->rq->mw && c->rq->mw->path.p ? c->rq->mw->path : r->path;
 	char rel[PATH_MAX];
 	if (static_path_clean(path, rel, sizeof(rel)) < 0) {
 		respond_text(c, 404, NULL);
