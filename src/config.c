@@ -470,6 +470,15 @@ static void finish_section(struct parse_state *st)
 			if (stat(s->root, &sb) < 0 || !S_ISDIR(sb.st_mode))
 				conf_error(st->errs, f, key_line(st, "root"), "root: '%s' is not a directory", s->root);
 		}
+		if (s->health_path && (s->health_path[0] != '/' || strlen(s->health_path) > 256 ||
+				       strpbrk(s->health_path, " \t\r\n")))
+			conf_error(st->errs, f, key_line(st, "health_path"),
+				   "health_path: an absolute path of at most 256 bytes, without spaces");
+		if (confval_status_list(s->health_status) < 0)
+			conf_error(st->errs, f, key_line(st, "health_status"),
+				   "health_status: statuses or ranges like 200-399 or 200,204");
+		if (s->health_host && strpbrk(s->health_host, " \t\r\n/"))
+			conf_error(st->errs, f, key_line(st, "health_host"), "health_host: a host name");
 		if (strlen(s->message) > 1024)
 			conf_error(st->errs, f, key_line(st, "message"), "message: longer than 1024 bytes");
 		if (strchr(s->index, '/'))

@@ -172,3 +172,45 @@ int confval_listen(const char *text, struct sockaddr_storage *addr, socklen_t *l
 	*len = sizeof(*s4);
 	return 0;
 }
+
+/* Walks "a-b,c,..." calling back each range; -1 on bad syntax. */
+static int status_ranges(const char *text, int status, bool *hit)
+{
+	const char *p = text;
+	if (*p == '\0')
+		return -1;
+	while (*p) {
+		uint64_t lo, hi;
+		if (parse_digits(&p, &lo) < 0 || lo < 100 || lo > 599)
+			return -1;
+		hi = lo;
+		if (*p == '-') {
+			p++;
+			if (parse_digits(&p, &hi) < 0 || hi < lo || hi > 599)
+				return -1;
+		}
+		if (hit && (uint64_t)status >= lo && (uint64_t)status <= hi)
+			*hit = true;
+		if (*p == ',') {
+			p++;
+			while (*p == ' ')
+				p++;
+			if (*p == '\0')
+				return -1;
+		} else if (*p) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int confval_status_list(const char *text)
+{
+	return status_ranges(text, 0, NULL);
+}
+
+bool confval_status_in(const char *list, int status)
+{
+	bool hit = false;
+	return status_ranges(list, status, &hit) == 0 && hit;
+}

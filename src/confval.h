@@ -19,4 +19,9 @@ int confval_int(const char *text, int64_t min, int64_t max, int64_t *value);
  * "[::]:443", "localhost:8080" (127.0.0.1; no resolver needed in an empty root). */
 int confval_listen(const char *text, struct sockaddr_storage *addr, socklen_t *len);
 
+/* Status lists like "200-399" or "200,204,300-399" (statuses 100-599). */
+int confval_status_list(const char *text);
+/* Whether status is in a list that confval_status_list accepted. */
+bool confval_status_in(const char *list, int status);
+
 #endif

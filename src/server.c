@@ -15,6 +15,7 @@
 #include "accesslog.h"
 #include "buf.h"
 #include "conn.h"
+#include "health.h"
 #include "listener.h"
 #include "tls.h"
 #include "log.h"
@@ -63,8 +64,10 @@ static void server_reload(void)
 		accesslog_open(server.loop, ng);
 	apply_global(ng);
 	server.generation++;
+	health_stop(server.probes);
 	snapshot_unref(server.snap);
 	server.snap = snap;
+	server.probes = health_start(snap);
 	log_info("configuration reloaded (generation %llu)", (unsigned long long)server.generation);
 	if (server.accept_paused && server.n_conns < server.max_conns && !ev_is_active(&server.accept_retry))
 		listener_resume_all();
@@ -89,6 +92,8 @@ static void server_stop(void)
 		 server.n_conns == 1 ? "" : "s");
 	listener_close_all();
 	ev_timer_stop(server.loop, &server.accept_retry);
+	health_stop(server.probes);
+	server.probes = NULL;
 	conn_drain_all();
 	if (server.n_conns == 0) {
 		ev_break(server.loop, EVBREAK_ALL);
@@ -177,6 +182,8 @@ static int drop_privileges(const struct conf_global *g)
 
 static void server_cleanup(void)
 {
+	health_stop(server.probes);
+	server.probes = NULL;
 	listener_close_all();
 	conn_close_all();
 	accesslog_close();
@@ -223,6 +230,7 @@ int server_run(const char *config_path)
 	ev_signal_start(server.loop, &server.sig_term);
 	ev_signal_start(server.loop, &server.sig_int);
 	ev_signal_start(server.loop, &server.sig_usr1);
+	server.probes = health_start(server.snap);
 	log_info("edgeproxy serving %s (%zu entry point%s, %zu router%s)", config_path, cfg->n_entrypoints,
 		 cfg->n_entrypoints == 1 ? "" : "s", cfg->n_routers, cfg->n_routers == 1 ? "" : "s");
 	ev_run(server.loop, 0);

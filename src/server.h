@@ -33,6 +33,7 @@ struct server {
 	bool accept_paused;
 	bool stopping;
 	uint64_t requests_total; /* the "count" field of the access log */
+	struct health_probe *probes; /* active checks of the current snapshot */
 	ev_timer accept_retry;   /* accept resumes after EMFILE/ENFILE */
 	ev_timer grace;          /* graceful-stop deadline */
 	ev_signal sig_hup, sig_term, sig_int, sig_usr1;

@@ -81,4 +81,21 @@ static void test_listen(void)
 	CHECK(confval_listen("", &ss, &len) < 0);
 }
 
-TEST_MAIN("confval", TEST(test_durations), TEST(test_sizes), TEST(test_bools_and_ints), TEST(test_listen))
+static void test_status_lists(void)
+{
+	CHECK(confval_status_list("200-399") == 0);
+	CHECK(confval_status_list("200,204, 300-399") == 0);
+	CHECK(confval_status_list("") < 0);
+	CHECK(confval_status_list("99") < 0);
+	CHECK(confval_status_list("200-100") < 0);
+	CHECK(confval_status_list("200-") < 0);
+	CHECK(confval_status_list("200,") < 0);
+	CHECK(confval_status_list("2xx") < 0);
+	CHECK(confval_status_in("200-399", 204));
+	CHECK(confval_status_in("200-399", 399));
+	CHECK(!confval_status_in("200-399", 404));
+	CHECK(confval_status_in("200,204,500-503", 502));
+	CHECK(!confval_status_in("200,204,500-503", 201));
+}
+
+TEST_MAIN("confval", TEST(test_status_lists), TEST(test_durations), TEST(test_sizes), TEST(test_bools_and_ints), TEST(test_listen))
