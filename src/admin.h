@@ -14,11 +14,15 @@ struct snapshot;
 struct admin_response {
 	int status;
 	const char *content_type;
-	char *body; /* owner: the caller after admin_handle returns (free()) */
+	const char *allow; /* 405: the Allow header's value; NULL otherwise */
+	char *body; /* owner: the caller after admin_handle returns (free()); may be NULL when body_len is 0 */
 	size_t body_len;
 };
 
-/* Answers one admin request. ready: the server finished starting (listeners open). */
+/* Answers one admin request. ready: the server finished starting (listeners open).
+ * snap may be NULL (no configuration yet). For HEAD the body is made as for GET:
+ * body_len is the Content-Length to send, the caller sends no body. path may carry
+ * a query string, which is ignored. */
 void admin_handle(const struct snapshot *snap, struct slice method, struct slice path, bool ready,
 		  struct admin_response *out);
 

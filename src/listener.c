@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "upgrade.h"
 
 #define ACCEPT_BATCH 64 /* accepts per wakeup, so one busy listener cannot starve others */
 
@@ -111,7 +112,9 @@ int listener_sync(struct snapshot *snap)
 		 * one may hold the very address it moves to. */
 		if (find_listener(ep->name))
 			continue;
-		int fd = bind_socket(&ep->addr, ep->addrlen, ep->name);
+		int fd = upgrade_take_listener(ep->name, &ep->addr, ep->addrlen);
+		if (fd < 0)
+			fd = bind_socket(&ep->addr, ep->addrlen, ep->name);
 		if (fd < 0)
 			goto fail;
 		struct listener *l = calloc(1, sizeof(*l));

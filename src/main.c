@@ -12,6 +12,7 @@
 #include "config.h"
 #include "server.h"
 #include "tls.h"
+#include "upgrade.h"
 
 #ifndef EDGEPROXY_VERSION
 #define EDGEPROXY_VERSION "dev"
@@ -136,8 +137,10 @@ int main(int argc, char **argv)
 	if (!path || !*path)
 		path = DEFAULT_CONFIG;
 
-	if (strcmp(cmd, "run") == 0)
+	if (strcmp(cmd, "run") == 0) {
+		upgrade_init(argv);
 		return server_run(path);
+	}
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(path);
 	if (strcmp(cmd, "healthcheck") == 0)

@@ -17,6 +17,8 @@
 #include "conn.h"
 #include "health.h"
 #include "listener.h"
+#include "upgrade.h"
+#include "watch.h"
 #include "tls.h"
 #include "log.h"
 
@@ -91,6 +93,7 @@ static void server_stop(void)
 		 (double)server.snap->cfg->global.grace_period_ms / 1000.0, server.n_conns,
 		 server.n_conns == 1 ? "" : "s");
 	listener_close_all();
+	watch_stop();
 	ev_timer_stop(server.loop, &server.accept_retry);
 	health_stop(server.probes);
 	server.probes = NULL;
@@ -134,6 +137,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		break;
 	case SIGUSR1:
 		accesslog_reopen();
+		break;
+	case SIGUSR2:
+		upgrade_start(server_stop);
 		break;
 	default:
 		server_stop();
@@ -182,6 +188,7 @@ static int drop_privileges(const struct conf_global *g)
 
 static void server_cleanup(void)
 {
+	watch_stop();
 	health_stop(server.probes);
 	server.probes = NULL;
 	listener_close_all();
@@ -226,11 +233,19 @@ int server_run(const char *config_path)
 	ev_signal_init(&server.sig_term, on_signal, SIGTERM);
 	ev_signal_init(&server.sig_int, on_signal, SIGINT);
 	ev_signal_init(&server.sig_usr1, on_signal, SIGUSR1);
+	ev_signal_init(&server.sig_usr2, on_signal, SIGUSR2);
+	ev_signal_start(server.loop, &server.sig_usr2);
 	ev_signal_start(server.loop, &server.sig_hup);
 	ev_signal_start(server.loop, &server.sig_term);
 	ev_signal_start(server.loop, &server.sig_int);
 	ev_signal_start(server.loop, &server.sig_usr1);
+	upgrade_close_unused();
 	server.probes = health_start(server.snap);
+	if (cfg->global.watch && watch_start(config_path, server_reload) < 0)
+		log_warn("watch: file watching unavailable; reload with SIGHUP");
+	if (getuid() == 0 && !cfg->global.user)
+		log_warn("running as root: set [global] user (ports are bound before the switch)");
+	upgrade_report_ready();
 	log_info("edgeproxy serving %s (%zu entry point%s, %zu router%s)", config_path, cfg->n_entrypoints,
 		 cfg->n_entrypoints == 1 ? "" : "s", cfg->n_routers, cfg->n_routers == 1 ? "" : "s");
 	ev_run(server.loop, 0);

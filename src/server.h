@@ -36,7 +36,7 @@ struct server {
 	struct health_probe *probes; /* active checks of the current snapshot */
 	ev_timer accept_retry;   /* accept resumes after EMFILE/ENFILE */
 	ev_timer grace;          /* graceful-stop deadline */
-	ev_signal sig_hup, sig_term, sig_int, sig_usr1;
+	ev_signal sig_hup, sig_term, sig_int, sig_usr1, sig_usr2;
 };
 
 extern struct server server;
