@@ -51,7 +51,7 @@ static void test_valid_config_and_defaults(void)
 {
 	struct conf_errors errs = { 0 };
 	struct config *cfg = load("; comment\n"
-				  "[global]\nmax_connections = 50\nworkers = auto\n"
+				  "[global]\nmax_connections = 50\nworkers = 1\n"
 				  "[entrypoint web]\nlisten = 127.0.0.1:8080\nheader_timeout = 2s\n"
 				  "trusted_proxies = 10.0.0.0/8, ::1\n"
 				  "[router r]\nrule = Host(`a`) || Path(`/x`)\nservice = s\npriority = 7\n"
@@ -62,7 +62,7 @@ static void test_valid_config_and_defaults(void)
 	if (!cfg)
 		return;
 	CHECK(cfg->global.max_connections == 50);
-	CHECK(cfg->global.workers == 0);
+	CHECK(cfg->global.workers == 1);
 	CHECK(cfg->global.grace_period_ms == 10000);
 	CHECK(strcmp(cfg->global.state_dir, "/var/lib/edgeproxy") == 0);
 	CHECK(cfg->n_entrypoints == 1 && cfg->entrypoints[0].header_timeout_ms == 2000);
@@ -120,6 +120,16 @@ static void test_every_error_has_its_line(void)
 	CHECK(has_error(&errs, 17, "syntax"));
 	CHECK(has_error(&errs, 18, "redirect_to: no [entrypoint ghost]"));
 	CHECK(has_error(&errs, 24, "no [entrypoint ghost]"));
+	dump(&errs);
+	conf_errors_free(&errs);
+}
+
+static void test_workers_beyond_one_are_refused(void)
+{
+	struct conf_errors errs = { 0 };
+	struct config *cfg = load("[global]\nworkers = auto\n[entrypoint web]\nlisten = :80\n", &errs);
+	CHECK(cfg == NULL);
+	CHECK(has_error(&errs, 2, "workers"));
 	dump(&errs);
 	conf_errors_free(&errs);
 }
@@ -187,6 +197,6 @@ static void test_server_lines(void)
 	conf_errors_free(&errs);
 }
 
-TEST_MAIN("config", TEST(test_valid_config_and_defaults), TEST(test_every_error_has_its_line),
+TEST_MAIN("config", TEST(test_valid_config_and_defaults), TEST(test_workers_beyond_one_are_refused), TEST(test_every_error_has_its_line),
 	  TEST(test_missing_required_keys), TEST(test_rule_error_column), TEST(test_no_entrypoint_and_outside_section),
 	  TEST(test_server_lines))
