@@ -44,6 +44,7 @@ static struct conn *all_conns;
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_process(struct conn *c);
+static void conn_update_timer(struct conn *c, bool progress);
 
 /* A response body sent from memory or a file, after the head in c->out. */
 static bool body_pending(const struct conn *c)
@@ -162,8 +163,10 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 	ev_init(&c->timer, on_timeout);
 	c->timer.data = c;
 	ev_io_start(server.loop, &c->io);
+	/* The header timeout runs from the accept: a client that never sends a
+	 * byte is closed like one that stalls half-way. */
 	c->timer_kind = T_NONE;
-	conn_process(c); /* arms the header timer */
+	conn_update_timer(c, false);
 }
 
 /* Bytes waiting to go to the client: the output buffer, then any body source. */

@@ -21,7 +21,6 @@ import socket
 import ssl
 import stat
 import subprocess
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
