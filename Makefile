@@ -105,9 +105,13 @@ unit: $(UNIT_BINS)
 integration: $(BIN) | test-deps
 	EDGEPROXY_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q tests/integration
 
+# CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
+CI_FUZZ_SECONDS ?= 15
+
 test: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
 FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Ibuild/src/inih-r59
@@ -116,6 +120,7 @@ FUZZ_SRCS_http_request := src/http_parse.c
 FUZZ_SRCS_http_response := src/http_parse.c
 FUZZ_SRCS_chunked := src/http_parse.c
 FUZZ_SRCS_confval := src/confval.c src/cidr.c
+FUZZ_SRCS_static_path := src/static_path.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 FUZZ_SRCS_pem := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
