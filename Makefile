@@ -29,13 +29,15 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes
 # -fno-strict-aliasing: libev's ev_*_init macros break strict aliasing (TOOLCHAIN.md §3.2).
 COMMON_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing $(INIH_DEFS)
 LIB_VERSIONS := BearSSL 0.6, libev 4.33, inih r59, musl 1.2.5
-CFLAGS := $(COMMON_CFLAGS) -Os -ffunction-sections -fdata-sections -MMD -MP \
+# No unwind tables: a C program without C++ exceptions never uses them (30+ KiB).
+CFLAGS := $(COMMON_CFLAGS) -Os -ffunction-sections -fdata-sections \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables -MMD -MP \
 	-I$(DEPS)/include -DEDGEPROXY_VERSION='"$(VERSION)"' -DEDGEPROXY_TRIPLE='"$(TRIPLE)"' \
 	-DEDGEPROXY_LIBS='"$(LIB_VERSIONS)"'
 LDFLAGS := -static -Wl,--gc-sections -Wl,-O1
 LIBS := -L$(DEPS)/lib -lbearssl -lev -linih
 
-SRCS := $(wildcard src/*.c)
+SRCS := $(filter-out $(SRCS_EXCLUDE),$(wildcard src/*.c))
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps run test unit integration fuzz bench clean distclean test-deps
@@ -58,7 +60,7 @@ $(BUILD)/obj/%.o: src/%.c $(DEPS)/toolchain.mk
 
 $(BIN): $(OBJS) $(DEPS)/toolchain.mk
 	$(CC) $(LDFLAGS) $(OBJS) $(LIBS) -o $@.unstripped
-	$(STRIP) -o $@ $@.unstripped
+	$(STRIP) -R .comment -o $@ $@.unstripped
 	@ls -l $@ | awk '{ printf "%s: %d bytes (%.1f KiB)\n", $$NF, $$5, $$5/1024 }'
 
 -include $(OBJS:.o=.d)
@@ -79,16 +81,35 @@ UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_static_path := src/static_path.c
-UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c src/middleware.c $(INIH_SRC)
 # Host BearSSL for unit tests and fuzzers, with the target's config macros (no
 # /dev/urandom, no RDRAND: entropy only through src/rand.c).
 HOST_BEARSSL := build/host/bearssl/libbearssl.a
 $(HOST_BEARSSL): $(DEPS)/toolchain.mk
 	$(MAKE) -C build/src/bearssl-0.6 lib CONF=Unix BUILD=$(abspath build/host/bearssl) \
 		CC=gcc AR=ar CFLAGS='-W -Wall -O1 -fPIC -DBR_USE_URANDOM=0 -DBR_RDRAND=0'
+MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
+	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
+UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(INIH_SRC) \
+	$(HOST_BEARSSL)
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
 build/unit/test_tls_cert: $(HOST_BEARSSL)
+build/unit/test_config: $(HOST_BEARSSL)
+# Host libev for tests that build whole snapshots (metrics, admin).
+LIBEV_DEFS := -DEV_STANDALONE=1 -DEV_USE_EPOLL=1 -DEV_USE_POLL=1 -DEV_USE_SELECT=0 -DEV_USE_EVENTFD=1 \
+	-DEV_USE_SIGNALFD=1 -DEV_USE_TIMERFD=1 -DEV_USE_INOTIFY=0 -DEV_USE_IOURING=0 -DEV_USE_LINUXAIO=0 \
+	-DEV_USE_MONOTONIC=1 -DEV_USE_NANOSLEEP=1 -DEV_USE_FLOOR=1
+HOST_LIBEV := build/host/libev/ev.o
+$(HOST_LIBEV): $(DEPS)/toolchain.mk
+	@mkdir -p $(dir $@)
+	gcc -O1 -g -fPIC -fno-strict-aliasing -w $(LIBEV_DEFS) -c build/src/libev-4.33/ev.c -o $@
+UNIT_CFLAGS += -Ibuild/src/libev-4.33
+UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_cert.c src/strbuf.c \
+	$(UNIT_SRCS_config) $(HOST_LIBEV)
+UNIT_SRCS_metrics := src/metrics.c $(UNIT_SRCS_snapshot_all)
+UNIT_SRCS_admin := src/admin.c src/dashboard.c src/metrics.c $(UNIT_SRCS_snapshot_all)
+build/unit/test_metrics build/unit/test_admin: $(HOST_LIBEV) $(HOST_BEARSSL) tests/unit/snap_fixture.h \
+	tests/unit/json_check.h src/dashboard.html
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 

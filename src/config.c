@@ -487,12 +487,28 @@ static void finish_section(struct parse_state *st)
 	}
 	case SEC_ADMIN: {
 		struct conf_admin *a = &cfg->admin;
-		if (a->listen) {
-			a->enabled = true;
-			if (confval_listen(a->listen, &a->addr, &a->addrlen) < 0)
-				conf_error(st->errs, f, key_line(st, "listen"), "listen: bad address '%s'", a->listen);
-			conf_error(st->errs, f, key_line(st, "listen"), "[admin] is not implemented in this build");
+		if (!a->listen)
+			break;
+		if (confval_listen(a->listen, &a->addr, &a->addrlen) < 0) {
+			conf_error(st->errs, f, key_line(st, "listen"), "listen: bad address '%s'", a->listen);
+			break;
 		}
+		a->enabled = true;
+		/* The admin listener is an entry point of its own, with the default
+		 * timeouts and no routers: listeners, reloads and upgrades treat it alike. */
+		struct conf_entrypoint *ep;
+		cfg->entrypoints = grow_array(cfg->entrypoints, cfg->n_entrypoints, sizeof(*cfg->entrypoints));
+		ep = &cfg->entrypoints[cfg->n_entrypoints++];
+		ep->name = xstrdup(ADMIN_ENTRYPOINT);
+		ep->line = sl;
+		ep->listen = xstrdup(a->listen);
+		ep->addr = a->addr;
+		ep->addrlen = a->addrlen;
+		ep->is_admin = true;
+		ep->header_timeout_ms = 5000;
+		ep->idle_timeout_ms = 60000;
+		ep->body_timeout_ms = 30000;
+		ep->max_header_size = 16384;
 		break;
 	}
 	case SEC_TLS:
@@ -597,6 +613,11 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 				return;
 			}
 		conf_error(st->errs, st->file, line, "unknown section [%s]", header);
+		return;
+	}
+	if (def->kind == SEC_ENTRYPOINT && name && strcmp(name, ADMIN_ENTRYPOINT) == 0) {
+		conf_error(st->errs, st->file, line, "[entrypoint %s]: the name is reserved for the [admin] listener",
+			   name);
 		return;
 	}
 	if (def->named && (!name || !valid_name(name))) {
@@ -734,7 +755,10 @@ const struct conf_entrypoint *config_find_entrypoint(const struct config *cfg, c
 /* References between sections, checked once everything is read. */
 static void check_references(struct config *cfg, struct conf_errors *errs, const char *file)
 {
-	if (cfg->n_entrypoints == 0)
+	size_t n_plain = 0;
+	for (size_t i = 0; i < cfg->n_entrypoints; i++)
+		n_plain += !cfg->entrypoints[i].is_admin;
+	if (n_plain == 0)
 		conf_error(errs, file, 1, "no [entrypoint NAME] section: nothing would listen");
 	for (size_t i = 0; i < cfg->n_routers; i++) {
 		struct conf_router *r = &cfg->routers[i];
@@ -759,9 +783,11 @@ static void check_references(struct config *cfg, struct conf_errors *errs, const
 		if (!r->entrypoints)
 			continue;
 		char *list = xstrdup(r->entrypoints), *save = NULL;
-		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-			if (!config_find_entrypoint(cfg, tok))
+		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			const struct conf_entrypoint *ep = config_find_entrypoint(cfg, tok);
+			if (!ep || ep->is_admin)
 				conf_error(errs, file, r->entrypoints_line, "entrypoints: no [entrypoint %s]", tok);
+		}
 		free(list);
 	}
 	if (cfg->tls.default_cert) {
@@ -776,7 +802,7 @@ static void check_references(struct config *cfg, struct conf_errors *errs, const
 		if (!ep->redirect_to)
 			continue;
 		const struct conf_entrypoint *to = config_find_entrypoint(cfg, ep->redirect_to);
-		if (!to)
+		if (!to || to->is_admin)
 			conf_error(errs, file, ep->line, "redirect_to: no [entrypoint %s]", ep->redirect_to);
 		else if (to == ep)
 			conf_error(errs, file, ep->line, "redirect_to: an entry point cannot redirect to itself");

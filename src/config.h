@@ -48,6 +48,7 @@ struct conf_entrypoint {
 	char *trusted_proxies_text;
 	struct cidr_list trusted_proxies;
 	bool proxy_protocol;
+	bool is_admin; /* the [admin] listener: no routers, admin endpoints only */
 };
 
 struct conf_router {
@@ -108,6 +109,9 @@ struct conf_service {
 	char *index;
 	char *message;
 };
+
+/* The entry point that the [admin] listener becomes. */
+#define ADMIN_ENTRYPOINT "admin"
 
 enum conf_tls_ciphers { TLS_CIPHERS_MODERN, TLS_CIPHERS_COMPATIBLE };
 

@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "admin.h"
 #include "buf.h"
 #include "hello.h"
 #include "http_write.h"
 #include "log.h"
+#include "metrics.h"
 #include "middleware.h"
 #include "proxy.h"
 #include "static.h"
@@ -96,6 +98,7 @@ static void conn_close(struct conn *c)
 		all_conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	metrics_connection_close(c->listener->name);
 	free(c);
 	server.n_conns--;
 	server_conn_closed();
@@ -158,6 +161,7 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 		all_conns->prev = c;
 	all_conns = c;
 	server.n_conns++;
+	metrics_connection_open(l->name);
 	ev_io_init(&c->io, on_io, fd, EV_READ);
 	c->io.data = c;
 	ev_init(&c->timer, on_timeout);
@@ -459,8 +463,15 @@ static void conn_respond_text(struct conn *c, int status, const char *text)
 
 static void conn_log_request(struct conn *c)
 {
+	bool internal = c->ep->conf->is_admin;
+	if (!internal) {
+		const struct route *rt = c->rq->route;
+		metrics_request(c->listener->name, rt ? rt->name : NULL, rt ? rt->service->conf->name : NULL,
+				c->rq->req.method, c->rq->status, ev_time() - c->rq->started, c->tls != NULL);
+	}
 	server.requests_total++;
-	if (!accesslog_enabled())
+	/* health probes of the admin listener stay out of the access log by default */
+	if (!accesslog_enabled() || (internal && !c->snap->cfg->global.access_log_internal))
 		return;
 	const struct http_request *r = &c->rq->req;
 	const struct http_field *referer = http_find_field(r->fields, r->nfields, SLICE_LIT("Referer"));
@@ -517,6 +528,21 @@ static void respond_redirect(struct conn *c)
 	conn_respond(c, 308, "text/plain; charset=utf-8", SLICE_LIT("308 Permanent Redirect\n"), loc);
 }
 
+/* The admin listener: its endpoints instead of routers. */
+static void conn_serve_admin(struct conn *c)
+{
+	struct admin_response ar = { 0 };
+	admin_handle(c->snap, c->rq->req.method, c->rq->req.path, !server.stopping, &ar);
+	char allow[64] = "";
+	if (ar.allow)
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n", ar.allow);
+	c->rq->router = "admin";
+	if (!ar.body && ar.body_len == 0)
+		conn_respond(c, ar.status, ar.content_type, SLICE_LIT(""), ar.allow ? allow : NULL);
+	else
+		conn_respond_owned(c, ar.status, ar.content_type, ar.body, ar.body_len, ar.allow ? allow : NULL);
+}
+
 /* Runs the route's middlewares; returns the status of an early answer, or 0. */
 static int conn_run_middlewares(struct conn *c, const struct route *route)
 {
@@ -554,6 +580,10 @@ static bool conn_dispatch(struct conn *c)
 	if (max_body && r->body == HTTP_BODY_LENGTH && r->content_length > max_body) {
 		c->keep_alive = false;
 		conn_respond_text(c, 413, "413 Content Too Large\n");
+		return false;
+	}
+	if (c->ep->conf->is_admin) {
+		conn_serve_admin(c);
 		return false;
 	}
 	if (c->ep->redirect_port && !slice_has_prefix(r->path, SLICE_LIT("/.well-known/acme-challenge/"))) {

@@ -93,7 +93,8 @@ static int cmd_healthcheck(const char *path)
 		fprintf(stderr, "healthcheck: %s is not a valid configuration\n", path);
 		return 1;
 	}
-	const struct conf_entrypoint *ep = NULL;
+	/* The admin listener's /ping when there is one, else the first plain entry point. */
+	const struct conf_entrypoint *ep = config_find_entrypoint(cfg, ADMIN_ENTRYPOINT);
 	for (size_t i = 0; i < cfg->n_entrypoints && !ep; i++)
 		if (!cfg->entrypoints[i].tls)
 			ep = &cfg->entrypoints[i];
@@ -105,7 +106,7 @@ static int cmd_healthcheck(const char *path)
 		if (write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1) && read(fd, resp, sizeof(resp) - 1) >= 12 &&
 		    strncmp(resp, "HTTP/1.", 7) == 0) {
 			int status = atoi(resp + 9);
-			rc = status >= 100 && status < 500 ? 0 : 1;
+			rc = ep->is_admin ? (status == 200 ? 0 : 1) : (status >= 100 && status < 500 ? 0 : 1);
 		}
 		close(fd);
 	}

@@ -16,6 +16,7 @@
 #include "tls.h"
 #include "tls_cert.h"
 #include "upstream.h"
+#include "utf8.h"
 
 /* ---- interned names -------------------------------------------------------------
  * Entry point, router and service names are copied once: the configuration that
@@ -63,6 +64,17 @@ static bool names_grow(void)
 	return true;
 }
 
+/* The interned copy of s with hash h, or NULL. */
+static const char *name_find(const char *s, uint64_t h)
+{
+	if (!names.cap)
+		return NULL;
+	for (size_t i = h & (names.cap - 1); names.slots[i].s; i = (i + 1) & (names.cap - 1))
+		if (names.slots[i].hash == h && strcmp(names.slots[i].s, s) == 0)
+			return names.slots[i].s;
+	return NULL;
+}
+
 /* The interned copy of s (NULL counts as ""); "overflow" past the limit or when
  * memory runs out. */
 static const char *intern(const char *s)
@@ -70,10 +82,9 @@ static const char *intern(const char *s)
 	if (!s)
 		s = "";
 	uint64_t h = hash_str(s);
-	for (size_t i = names.cap ? h & (names.cap - 1) : 0; names.cap && names.slots[i].s;
-	     i = (i + 1) & (names.cap - 1))
-		if (names.slots[i].hash == h && strcmp(names.slots[i].s, s) == 0)
-			return names.slots[i].s;
+	const char *found = name_find(s, h);
+	if (found)
+		return found;
 	if (names.n >= METRICS_MAX_NAMES)
 		return overflow_name;
 	if ((names.n + 1) * 2 > names.cap && !names_grow())
@@ -87,17 +98,6 @@ static const char *intern(const char *s)
 	names.slots[i] = (struct name_slot){ h, copy };
 	names.n++;
 	return copy;
-}
-
-/* Like intern but never adds: NULL when s was never seen. */
-static const char *interned(const char *s)
-{
-	uint64_t h = hash_str(s);
-	for (size_t i = names.cap ? h & (names.cap - 1) : 0; names.cap && names.slots[i].s;
-	     i = (i + 1) & (names.cap - 1))
-		if (names.slots[i].hash == h && strcmp(names.slots[i].s, s) == 0)
-			return names.slots[i].s;
-	return NULL;
 }
 
 /* ---- series tables ------------------------------------------------------------- */
@@ -320,7 +320,7 @@ void metrics_config_reload(bool success)
 void metrics_service_totals(const char *service, uint64_t *requests, uint64_t *errors)
 {
 	*requests = *errors = 0;
-	const char *svc = service ? interned(service) : NULL;
+	const char *svc = service ? name_find(service, hash_str(service)) : NULL;
 	if (!svc)
 		return;
 	const struct series *s = series_find(&svc_duration, &(struct series_key){ { svc, NULL }, 0, 0, 0 });
@@ -351,17 +351,31 @@ void metrics_reset(void)
 /* ---- rendering ----------------------------------------------------------------- */
 
 /* A label value per the exposition format: backslash, double quote and line feed
- * escaped. */
+ * escaped; bytes that are not well-formed UTF-8 (which would fail the whole
+ * scrape) become U+FFFD. */
 static void put_value(struct strbuf *b, const char *s)
 {
-	for (const char *p = s; *p;) {
-		size_t n = strcspn(p, "\\\"\n");
-		strbuf_put(b, p, n);
-		p += n;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		const unsigned char *run = p;
+		while (*p && *p < 0x80 && *p != '\\' && *p != '"' && *p != '\n')
+			p++;
+		strbuf_put(b, (const char *)run, (size_t)(p - run));
 		if (!*p)
 			break;
-		strbuf_str(b, *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : "\\n");
-		p++;
+		if (*p < 0x80) {
+			strbuf_str(b, *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : "\\n");
+			p++;
+			continue;
+		}
+		size_t n = utf8_seq_len(p, strnlen((const char *)p, 4));
+		if (n) {
+			strbuf_put(b, (const char *)p, n);
+			p += n;
+		} else {
+			strbuf_str(b, "\xef\xbf\xbd");
+			p++;
+		}
 	}
 }
 

@@ -52,6 +52,13 @@ struct mw_state {
 	/* retry policy for the proxy (retry middleware) */
 	int retry_attempts;
 	int64_t retry_initial_ms;
+	/* circuit breakers that let the request through: they are told its outcome
+	 * (middleware_observe_request) */
+	struct middleware *breakers[4];
+	size_t n_breakers;
+	/* basic_auth: the authenticated user name, for the access log; .p NULL = none
+	 * (owner: the compiled middleware) */
+	struct slice user;
 	/* storage for generated values (request id, rewritten path, Location) */
 	char scratch[MW_SCRATCH];
 	size_t scratch_len;
@@ -73,8 +80,14 @@ int middleware_run(struct middleware *const *chain, size_t n, const struct mw_re
 /* The request is over (answered, failed or aborted): release what the chain holds. */
 void middleware_done(struct mw_state *st);
 
-/* Outcome of a request that went through chain (for circuit_breaker): the
- * final status, and whether it failed at the network level (no response). */
+/* Outcome of a request (for circuit_breaker): the final status, and whether it
+ * failed at the network level (no response). Only the breakers that let this
+ * request through learn it (Traefik: a breaker sees what happens after its place
+ * in the chain), so their own 503s and earlier middlewares' answers never count. */
+void middleware_observe_request(const struct mw_state *st, int status, bool network_error, int64_t now_ms);
+
+/* Older form: tells every circuit_breaker in chain. Call it only when the chain let
+ * the request through (middleware_run returned 0); prefer the form above. */
 void middleware_observe(struct middleware *const *chain, size_t n, int status, bool network_error,
 			int64_t now_ms);
 

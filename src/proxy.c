@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "http_write.h"
 #include "log.h"
+#include "metrics.h"
 #include "middleware.h"
 #include "upstream.h"
 
@@ -337,13 +338,16 @@ static void release_upstream(struct proxy_exchange *x, bool reusable)
 static void finish(struct proxy_exchange *x)
 {
 	struct conn *c = x->c;
+	double seconds = ev_time() - c->rq->started;
+	metrics_request(c->listener->name, x->log.router, x->svc->conf->name, x->log.method, x->status, seconds,
+			c->tls != NULL);
 	server.requests_total++;
 	if (accesslog_enabled()) {
 		x->log.status = x->status;
 		x->log.size = x->resp.moved;
 		x->log.count = server.requests_total;
 		x->log.service_url = x->server ? x->server->conf->url : NULL;
-		x->log.duration_ms = (ev_time() - c->rq->started) * 1000.0;
+		x->log.duration_ms = seconds * 1000.0;
 		accesslog_write(&x->log);
 	}
 	if (!x->req.done) {

@@ -21,6 +21,7 @@
 #include "watch.h"
 #include "tls.h"
 #include "log.h"
+#include "metrics.h"
 
 struct server server;
 
@@ -45,6 +46,7 @@ static void server_reload(void)
 		report_errors(&errs, LOG_ERROR);
 		log_error("reload failed (%zu error%s); still serving the previous configuration", errs.n,
 			  errs.n == 1 ? "" : "s");
+		metrics_config_reload(false);
 		conf_errors_free(&errs);
 		return;
 	}
@@ -53,12 +55,14 @@ static void server_reload(void)
 		report_errors(&errs, LOG_ERROR);
 		conf_errors_free(&errs);
 		log_error("reload failed; still serving the previous configuration");
+		metrics_config_reload(false);
 		return;
 	}
 	conf_errors_free(&errs);
 	if (listener_sync(snap) < 0) {
 		snapshot_unref(snap);
 		log_error("reload failed: cannot bind a new entry point; still serving the previous configuration");
+		metrics_config_reload(false);
 		return;
 	}
 	const struct conf_global *og = &server.snap->cfg->global, *ng = &cfg->global;
@@ -71,6 +75,7 @@ static void server_reload(void)
 	server.snap = snap;
 	server.probes = health_start(snap);
 	log_info("configuration reloaded (generation %llu)", (unsigned long long)server.generation);
+	metrics_config_reload(true);
 	if (server.accept_paused && server.n_conns < server.max_conns && !ev_is_active(&server.accept_retry))
 		listener_resume_all();
 }

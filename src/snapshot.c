@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool router_on_entrypoint(const struct conf_router *r, const char *ep)
+static bool router_on_entrypoint(const struct conf_router *r, const struct conf_entrypoint *conf)
 {
+	const char *ep = conf->name;
+	if (conf->is_admin)
+		return false;
 	if (!r->entrypoints)
 		return true; /* SPEC: default is every entry point */
 	size_t el = strlen(ep);
@@ -91,7 +94,7 @@ struct snapshot *snapshot_build(struct config *cfg, uint64_t generation, struct 
 			goto fail;
 		for (size_t j = 0; j < cfg->n_routers; j++) {
 			const struct conf_router *r = &cfg->routers[j];
-			if (!router_on_entrypoint(r, ep->conf->name))
+			if (!router_on_entrypoint(r, ep->conf))
 				continue;
 			struct route *rt = &ep->routes[ep->n_routes++];
 			rt->name = r->name;

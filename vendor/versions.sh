@@ -98,7 +98,7 @@ DEB_SRC_SUITES="bookworm bookworm-updates trixie"
 
 # ---- How the libraries are compiled (part of the build-libs stamp) ---------
 # Shared by all three libraries; gc-sections in the final link needs them.
-DEPS_CFLAGS="-Os -ffunction-sections -fdata-sections"
+DEPS_CFLAGS="-Os -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
 BEARSSL_CFLAGS="-W -Wall $DEPS_CFLAGS -DBR_USE_URANDOM=0 -DBR_RDRAND=0"
 # ev.c turns epoll/eventfd/signalfd/timerfd on only for __GLIBC__, io_uring and
 # linuxaio need kernel headers the bare musl sysroot lacks, and nanosleep
