@@ -27,7 +27,10 @@
 #define PROXY_BUF 16384 /* each direction; the client side has its own 16 KiB */
 #define LOG_TEXT 768
 
-enum proxy_timer { PT_CONNECT, PT_RESPONSE, PT_STREAM };
+/* Which deadline runs: connecting; the client's request body arriving (longest
+ * gap, body_timeout); the response head after the request went out
+ * (response_timeout); a stall while streaming either way (idle_timeout). */
+enum proxy_timer { PT_CONNECT, PT_BODY, PT_RESPONSE, PT_STREAM };
 
 struct proxy_exchange {
 	struct conn *c;
@@ -286,6 +289,7 @@ static void set_timer(struct proxy_exchange *x, int kind)
 {
 	const struct conf_service *s = x->svc->conf;
 	int64_t ms = kind == PT_CONNECT ? s->connect_timeout_ms
+		     : kind == PT_BODY	   ? x->c->ep->conf->body_timeout_ms
 		     : kind == PT_RESPONSE ? s->response_timeout_ms
 					   : x->c->ep->conf->idle_timeout_ms;
 	x->timer_kind = kind;
@@ -443,7 +447,7 @@ static bool proxy_connect(struct proxy_exchange *x)
 	io->data = x;
 	io_watch(io, EV_WRITE);
 	ev_io_start(server.loop, io);
-	set_timer(x, x->connecting ? PT_CONNECT : PT_RESPONSE);
+	set_timer(x, x->connecting ? PT_CONNECT : x->req.done ? PT_RESPONSE : PT_BODY);
 	return true;
 }
 
@@ -687,7 +691,7 @@ bool proxy_progress(struct proxy_exchange *x)
 		fail(x, 502);
 		return true;
 	}
-	uint64_t moved_before = x->req.moved + x->resp.moved;
+	uint64_t moved_before = x->req.moved + x->resp.moved, req_before = x->req.moved;
 
 	/* Request body: client buffer -> upstream buffer -> upstream, repeated while
 	 * the upstream takes everything: an emptied buffer raises no event. Until
@@ -729,6 +733,13 @@ bool proxy_progress(struct proxy_exchange *x)
 		shutdown(x->uc->fd, SHUT_WR);
 		x->half_closed = true;
 	}
+
+	/* While the body comes in, each piece restarts body_timeout; once the whole
+	 * request is out, the response deadline starts. */
+	if (x->timer_kind == PT_BODY && x->req.done)
+		set_timer(x, PT_RESPONSE);
+	else if (x->timer_kind == PT_BODY && x->req.moved != req_before)
+		set_timer(x, PT_BODY);
 
 	if (!x->head_received) {
 		if (!x->got_bytes && (x->upstream_eof || x->upstream_error)) {
@@ -806,7 +817,7 @@ static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		x->connecting = false;
-		set_timer(x, PT_RESPONSE);
+		set_timer(x, x->req.done ? PT_RESPONSE : PT_BODY);
 	}
 	if (revents & EV_READ) {
 		ssize_t n = read(x->uc->fd, x->up_in + x->up_in_len, PROXY_BUF - x->up_in_len);
@@ -838,6 +849,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	case PT_RESPONSE:
 		log_warn("%s: no response within response_timeout", x->server->conf->url);
 		fail(x, 504);
+		break;
+	case PT_BODY:
+		/* the client stopped sending its body: 408 if nothing was answered yet */
+		c->keep_alive = false;
+		fail(x, 408);
 		break;
 	default:
 		release_upstream(x, false);
