@@ -50,8 +50,11 @@ static int cmd_check(const char *path)
 		config_free(cfg);
 		return 1;
 	}
-	printf("%s: configuration OK (%zu entry points, %zu routers, %zu services)\n", path, cfg->n_entrypoints,
-	       cfg->n_routers, cfg->n_services);
+	size_t n_eps = 0;
+	for (size_t i = 0; i < cfg->n_entrypoints; i++)
+		n_eps += !cfg->entrypoints[i].is_admin;
+	printf("%s: configuration OK (%zu entry points%s, %zu routers, %zu services)\n", path, n_eps,
+	       cfg->admin.enabled ? " and the admin listener" : "", cfg->n_routers, cfg->n_services);
 	config_free(cfg);
 	return 0;
 }
