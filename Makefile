@@ -95,6 +95,8 @@ UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
 build/unit/test_tls_cert: $(HOST_BEARSSL)
 build/unit/test_config: $(HOST_BEARSSL)
+UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+build/unit/test_middleware: $(HOST_BEARSSL)
 # Host libev for tests that build whole snapshots (metrics, admin).
 LIBEV_DEFS := -DEV_STANDALONE=1 -DEV_USE_EPOLL=1 -DEV_USE_POLL=1 -DEV_USE_SELECT=0 -DEV_USE_EVENTFD=1 \
 	-DEV_USE_SIGNALFD=1 -DEV_USE_TIMERFD=1 -DEV_USE_INOTIFY=0 -DEV_USE_IOURING=0 -DEV_USE_LINUXAIO=0 \
@@ -104,7 +106,7 @@ $(HOST_LIBEV): $(DEPS)/toolchain.mk
 	@mkdir -p $(dir $@)
 	gcc -O1 -g -fPIC -fno-strict-aliasing -w $(LIBEV_DEFS) -c build/src/libev-4.33/ev.c -o $@
 UNIT_CFLAGS += -Ibuild/src/libev-4.33
-UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_cert.c src/strbuf.c \
+UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_ca.c src/tls_cert.c src/strbuf.c \
 	$(UNIT_SRCS_config) $(HOST_LIBEV)
 UNIT_SRCS_metrics := src/metrics.c $(UNIT_SRCS_snapshot_all)
 UNIT_SRCS_admin := src/admin.c src/dashboard.c src/metrics.c $(UNIT_SRCS_snapshot_all)
@@ -145,6 +147,10 @@ FUZZ_SRCS_static_path := src/static_path.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 FUZZ_SRCS_pem := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
+FUZZ_SRCS_htpasswd := src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c $(HOST_BEARSSL)
+build/fuzz/fuzz_htpasswd: $(HOST_BEARSSL)
+FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+build/fuzz/fuzz_middleware: $(HOST_BEARSSL)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h)
@@ -167,3 +173,6 @@ clean:
 
 distclean:
 	rm -rf build state
+
+# Cross builds, emulated tests, release files, firmware (issue 9).
+include tools/cross.mk

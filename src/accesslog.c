@@ -170,8 +170,12 @@ void accesslog_write(const struct access_record *r)
 	if (format == ACCESS_LOG_JSON) {
 		char ts[32];
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		put_fmt(line, &n, "{\"ClientHost\":\"%s\",\"ClientUsername\":\"-\",\"StartUTC\":\"%s\",\"entryPointName\":\"",
-			r->client, ts);
+		put_fmt(line, &n, "{\"ClientHost\":\"%s\",\"ClientUsername\":\"", r->client);
+		if (r->user.len)
+			put_escaped(line, &n, r->user);
+		else
+			put_raw(line, &n, "-");
+		put_fmt(line, &n, "\",\"StartUTC\":\"%s\",\"entryPointName\":\"", ts);
 		put_raw(line, &n, r->entrypoint);
 		put_raw(line, &n, "\",\"RequestMethod\":\"");
 		put_escaped(line, &n, r->method);
@@ -191,7 +195,12 @@ void accesslog_write(const struct access_record *r)
 	} else {
 		char ts[40];
 		strftime(ts, sizeof(ts), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-		put_fmt(line, &n, "%s - - [%s] \"", r->client, ts);
+		put_fmt(line, &n, "%s - ", r->client);
+		if (r->user.len)
+			put_escaped(line, &n, r->user);
+		else
+			put_raw(line, &n, "-");
+		put_fmt(line, &n, " [%s] \"", ts);
 		put_escaped(line, &n, r->method);
 		put_raw(line, &n, " ");
 		put_escaped(line, &n, r->target);

@@ -12,6 +12,7 @@
 
 struct access_record {
 	const char *client;
+	struct slice user; /* authenticated user (basic_auth), or empty */
 	struct slice method, target;
 	int minor;
 	int status;

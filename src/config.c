@@ -513,9 +513,6 @@ static void finish_section(struct parse_state *st)
 	}
 	case SEC_TLS:
 		cfg->tls.line = sl;
-		if (cfg->tls.client_ca)
-			conf_error(st->errs, f, key_line(st, "client_ca"),
-				   "client_ca: client certificates (mTLS) are not implemented in this build");
 		break;
 	case SEC_MIDDLEWARE: {
 		struct conf_middleware *m = &cfg->middlewares[st->index];

@@ -478,6 +478,7 @@ static void conn_log_request(struct conn *c)
 	const struct http_field *ua = http_find_field(r->fields, r->nfields, SLICE_LIT("User-Agent"));
 	struct access_record rec = {
 		.client = c->rq->peer_text,
+		.user = c->rq->mw ? c->rq->mw->user : (struct slice){ 0 },
 		.method = r->method,
 		.target = r->target,
 		.minor = r->minor,
@@ -705,9 +706,9 @@ static int conn_skip_body(struct conn *c)
  * may be gone by now.) */
 void conn_request_done(struct conn *c)
 {
-	if (c->rq->mw && c->rq->route)
-		middleware_observe(c->rq->route->chain, c->rq->route->chain_len, c->rq->status, c->rq->status == 502 || c->rq->status == 504,
-				   (int64_t)(ev_now(server.loop) * 1000.0));
+	if (c->rq->mw)
+		middleware_observe_request(c->rq->mw, c->rq->status, c->rq->status == 502 || c->rq->status == 504,
+					   (int64_t)(ev_now(server.loop) * 1000.0));
 	conn_release_mw(c);
 	c->requests++;
 	c->phase = c->keep_alive ? CONN_HEAD : CONN_DONE;
@@ -977,8 +978,11 @@ void conn_drain_all(void)
 {
 	for (struct conn *c = all_conns, *next; c; c = next) {
 		next = c->next;
+		/* Read what may already be waiting first: a request that arrived is
+		 * answered (then the connection closes); a quiet one closes now, with
+		 * nothing unread that would turn the close into a reset. */
 		if (c->phase == CONN_HEAD && c->in_len == c->in_off && out_pending(c) == 0)
-			conn_close(c);
+			conn_step(c, true);
 	}
 }
 

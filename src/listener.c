@@ -204,3 +204,9 @@ void listener_close_all(void)
 		listener_free(l);
 	}
 }
+
+void listener_accept_pending(void)
+{
+	for (struct listener *l = server.listeners; l; l = l->next)
+		on_accept(server.loop, &l->io, EV_READ);
+}

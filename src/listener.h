@@ -12,5 +12,8 @@ int listener_sync(struct snapshot *snap);
 void listener_pause_all(void);
 void listener_resume_all(void);
 void listener_close_all(void);
+/* Accepts what waits in the listen queues (before they close: closing a
+ * listener resets the connections still queued in it). */
+void listener_accept_pending(void);
 
 #endif

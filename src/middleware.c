@@ -328,6 +328,22 @@ static void add_edit(struct compile *cx, const struct conf_kv *kv, struct header
 					     keep_slice(cx, value.p, value.len, kv->line), tls_only };
 }
 
+/* Fields that frame the message or belong to one connection (RFC 9110 §7.6.1):
+ * the proxy writes them itself, and a second copy would let the two ends disagree
+ * on where a message ends. The request's Host comes from pass_host_header. */
+static bool is_reserved_field(struct slice name, bool request)
+{
+	static const struct slice reserved[] = {
+		SLICE_LIT("Content-Length"), SLICE_LIT("Transfer-Encoding"), SLICE_LIT("Connection"),
+		SLICE_LIT("Keep-Alive"),     SLICE_LIT("Proxy-Connection"),  SLICE_LIT("TE"),
+		SLICE_LIT("Trailer"),        SLICE_LIT("Upgrade"),
+	};
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (slice_case_eq(name, reserved[i]))
+			return true;
+	return request && slice_case_eq(name, SLICE_LIT("Host"));
+}
+
 /* "Name: value" (an empty value removes the field). */
 static void add_custom_header(struct compile *cx, const struct conf_kv *kv, struct header_edit *list, size_t *n)
 {
@@ -345,6 +361,11 @@ static void add_custom_header(struct compile *cx, const struct conf_kv *kv, stru
 	}
 	if (!is_field_value(colon + 1)) {
 		ERR(cx, kv->line, "%s: control characters in the value", kv->key);
+		return;
+	}
+	if (is_reserved_field(name, strcmp(kv->key, "request_header") == 0)) {
+		ERR(cx, kv->line, "%s: %.*s is managed by the proxy and cannot be set or removed here", kv->key,
+		    (int)name.len, name.p);
 		return;
 	}
 	add_edit(cx, kv, list, n, name, value, false);

@@ -171,6 +171,7 @@ static void capture_log(struct proxy_exchange *x)
 	}
 	x->log.minor = r->minor;
 	x->log.client = x->c->rq->peer_text;
+	x->log.user = x->c->rq->mw ? x->c->rq->mw->user : (struct slice){ 0 };
 	x->log.entrypoint = x->c->ep->conf->name;
 	x->log.router = x->c->rq->router;
 }

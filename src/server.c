@@ -97,6 +97,7 @@ static void server_stop(void)
 	log_info("stopping: no new connections; waiting up to %.1fs for %zu open connection%s",
 		 (double)server.snap->cfg->global.grace_period_ms / 1000.0, server.n_conns,
 		 server.n_conns == 1 ? "" : "s");
+	listener_accept_pending();
 	listener_close_all();
 	watch_stop();
 	ev_timer_stop(server.loop, &server.accept_retry);
@@ -228,12 +229,8 @@ int server_run(const char *config_path)
 	if (!server.snap || tls_cache_init((size_t)server.snap->cfg->tls.session_cache) < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
-	if (accesslog_open(server.loop, &cfg->global) < 0 || listener_sync(server.snap) < 0 ||
-	    drop_privileges(&cfg->global) < 0) {
-		server_cleanup();
-		return 1;
-	}
-	ev_init(&server.accept_retry, on_accept_retry);
+	/* Signals are caught before anything listens: a client or supervisor that
+	 * sees the port open may signal at once. */
 	ev_signal_init(&server.sig_hup, on_signal, SIGHUP);
 	ev_signal_init(&server.sig_term, on_signal, SIGTERM);
 	ev_signal_init(&server.sig_int, on_signal, SIGINT);
@@ -244,6 +241,12 @@ int server_run(const char *config_path)
 	ev_signal_start(server.loop, &server.sig_term);
 	ev_signal_start(server.loop, &server.sig_int);
 	ev_signal_start(server.loop, &server.sig_usr1);
+	if (accesslog_open(server.loop, &cfg->global) < 0 || listener_sync(server.snap) < 0 ||
+	    drop_privileges(&cfg->global) < 0) {
+		server_cleanup();
+		return 1;
+	}
+	ev_init(&server.accept_retry, on_accept_retry);
 	upgrade_close_unused();
 	server.probes = health_start(server.snap);
 	if (cfg->global.watch && watch_start(config_path, server_reload) < 0)

@@ -16,12 +16,14 @@
 
 #include "log.h"
 #include "rand.h"
+#include "tls_ca.h"
 #include "tls_cert.h"
 
 #define TLS_OUT_BUF (8192 + 85) /* record payload up to 8 KiB + header and MAC/tag */
 
 struct tls_conn {
 	br_ssl_server_context sc;
+	br_x509_minimal_context xc; /* verifies client certificates (mTLS) */
 	const br_ssl_server_policy_class *policy; /* our policy's vtable; sc points here */
 	const struct tls_store *store;
 	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
@@ -191,6 +193,24 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 	br_ssl_server_set_policy(sc, &t->policy);
 	if (session_store)
 		br_ssl_server_set_cache(sc, &session_cache.vtable);
+	if (store->client_ca) {
+		/* mTLS: ask for a certificate and verify it against client_ca (chain,
+		 * signatures, validity dates); no certificate or a bad one fails the
+		 * handshake. */
+		const struct tls_ca *ca = store->client_ca;
+		br_x509_minimal_init(&t->xc, &br_sha256_vtable, ca->anchors, ca->n);
+		br_x509_minimal_set_hash(&t->xc, br_sha1_ID, &br_sha1_vtable);
+		br_x509_minimal_set_hash(&t->xc, br_sha224_ID, &br_sha224_vtable);
+		br_x509_minimal_set_hash(&t->xc, br_sha256_ID, &br_sha256_vtable);
+		br_x509_minimal_set_hash(&t->xc, br_sha384_ID, &br_sha384_vtable);
+		br_x509_minimal_set_hash(&t->xc, br_sha512_ID, &br_sha512_vtable);
+		br_x509_minimal_set_rsa(&t->xc, br_rsa_pkcs1_vrfy_get_default());
+		br_x509_minimal_set_ecdsa(&t->xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+		br_ssl_engine_set_x509(eng, &t->xc.vtable);
+		br_ssl_server_set_trust_anchor_names_alt(sc, ca->anchors, ca->n);
+		br_ssl_engine_set_default_rsavrfy(eng);
+		br_ssl_engine_set_default_ecdsa(eng);
+	}
 	if (rand_seed_ssl_engine(eng) < 0 || !br_ssl_server_reset(sc)) {
 		log_error("TLS engine reset failed (error %d)", br_ssl_engine_last_error(eng));
 		free(t);
@@ -369,6 +389,18 @@ struct tls_store *tls_store_load(const struct config *cfg, bool generate_default
 	}
 	if (!ok)
 		goto fail;
+	if (ct->client_ca) {
+		char err[256];
+		s->client_ca = calloc(1, sizeof(*s->client_ca));
+		if (!s->client_ca)
+			goto fail;
+		if (tls_ca_load(ct->client_ca, s->client_ca, err, sizeof(err)) < 0) {
+			conf_error(errs, cfg->path, ct->line, "client_ca: %s", err);
+			free(s->client_ca);
+			s->client_ca = NULL;
+			goto fail;
+		}
+	}
 	if (!s->fallback && generate_default) {
 		struct tls_cert *c = calloc(1, sizeof(*c));
 		char err[256];
@@ -399,6 +431,10 @@ void tls_store_free(struct tls_store *s)
 	if (s->fallback_owned) {
 		tls_cert_free(s->fallback);
 		free(s->fallback);
+	}
+	if (s->client_ca) {
+		tls_ca_free(s->client_ca);
+		free(s->client_ca);
 	}
 	free(s->certs);
 	free(s);

@@ -19,6 +19,7 @@ struct tls_store {
 	struct tls_cert *fallback; /* [tls] default_cert, or the generated self-signed one */
 	bool fallback_owned;       /* generated: not one of certs[] */
 	unsigned min_version;      /* BR_TLS10 .. BR_TLS12 */
+	struct tls_ca *client_ca;  /* mTLS: client certificates must chain to these */
 	bool compatible;           /* ciphers = compatible: CBC suites too */
 };
 
