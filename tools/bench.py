@@ -4,7 +4,10 @@
     tools/bench.sh [BIN]          (= python3 tools/bench.py [BIN])
     BIN defaults to build/x86_64/edgeproxy
     env: ROUNDS=3 DURATION=4 CONNS=50 IDLE_CONNS=1000 WARMUP=1
-         SCENARIOS=hello,plain,64k,idle,tls   (any subset, in this order)
+         SCENARIOS=hello,plain,64k,idle,tls   (any subset, in this order; tls =
+                   tls-keepalive,tls-handshake,tls-idle, which may be named alone)
+         TLS_GROUPS=X25519:P-256  ECDHE groups the handshake client offers (or P-256)
+         TLS_CIPHER=ECDHE-ECDSA-AES128-GCM-SHA256  suite the handshake and idle clients offer
          KEEP=1  keep the temp dir (configs, logs) and print its path
 
 Every server under test runs ONE worker (edgeproxy: one process; nginx:
@@ -24,7 +27,37 @@ Scenarios:
   64k    proxied 65536-byte responses: MiB/s and MiB per CPU-second (body bytes)
   idle   fresh instances; IDLE_CONNS keep-alive client connections, one request
          each, then held idle: (RSS after - RSS before) / IDLE_CONNS
-  tls    placeholder: skipped until TLS entry points exist
+  tls    the same three proxies terminating TLS 1.2 with one ECDSA P-256 certificate
+         (generated with openssl for the run), in three parts:
+    tls-keepalive  proxied keep-alive requests over TLS, 100-byte body, wrk -cCONNS
+                   https:// (each wrk run opens CONNS connections, so CONNS full
+                   handshakes are inside every run: ~1-3% of a 4 s run's CPU)
+    tls-handshake  new full handshakes, one proxied request per connection
+                   (`Connection: close`, the server closes), CONNS in flight, by
+                   tools/tls_handshake.c (built here with cc against Debian's
+                   libssl-dev). It cannot resume: no client session cache, no
+                   tickets, a fresh SSL per connection, never SSL_set_session; and
+                   it counts every handshake as new or reused (SSL_session_reused),
+                   a reused one is an error. wrk and h2load resume silently, so
+                   neither is used here. The client's own CPU is reported next to
+                   the server's: OpenSSL 3.0's client side costs ~1 ms per
+                   handshake, so the load CPU can saturate before the server's does
+                   (server CPU below ~90% of a core is flagged in the notes).
+    tls-idle       fresh instances; IDLE_CONNS TLS connections (Python ssl), one
+                   request each, then held idle: (RSS after - RSS before) / IDLE_CONNS
+         TLS settings, the same in all three parts: TLS 1.2 only; suites
+         ECDHE-ECDSA with AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305 in server
+         preference (AES-128-GCM first); ECDHE groups X25519 then P-256; no session
+         cache and no tickets anywhere. edgeproxy: [entrypoint] tls = on, [cert],
+         [tls] default_cert, session_cache = 0 (BearSSL has no tickets), ciphers =
+         modern. nginx: listen ssl, ssl_protocols TLSv1.2, ssl_ciphers as above,
+         ssl_prefer_server_ciphers on, ssl_ecdh_curve X25519:prime256v1,
+         ssl_session_cache off, ssl_session_tickets off. HAProxy: bind ssl crt
+         (cert+key in one PEM), ssl-min-ver/ssl-max-ver TLSv1.2, ciphers as above,
+         curves X25519:P-256, no-tls-tickets, tune.ssl.cachesize 0. What each
+         server negotiates is checked with `openssl s_client -tls1_2` (OpenSSL's
+         default offer, as wrk and Python send) and by the handshake client, and
+         printed under the table.
 A server that does not start (or does not answer a probe request correctly) is shown
 as "n/a (did not start: <first log line>)" and the other rows still run.
 
@@ -40,7 +73,11 @@ Caveats: the idle delta does not see memory a server reserves up front (nginx
 allocates and touches its connection/event arrays for worker_connections at start;
 worker_connections is sized max(4096, 2*(IDLE_CONNS+CONNS)+100) here), only the
 per-connection growth. Anything else running on the machine shows up as spread
-between rounds (printed per server) and as steal time (in the table header).
+between rounds (printed per server), as steal time, and as the share of CPU 0 that
+other processes took during the measured runs (both in the table header; per run,
+"CPU 0 to others" and "CPU 1 busy" are printed beside each server's figures). Other
+jobs also fill CPU 0 when a server leaves it idle, so that share is high whenever
+the load side, not the server, is the limit.
 """
 import os
 import platform
@@ -78,8 +115,15 @@ DURATION = env_num("DURATION", 4)
 CONNS = env_num("CONNS", 50)
 IDLE_CONNS = env_num("IDLE_CONNS", 1000)
 WARMUP = env_num("WARMUP", 1)
-SCENARIOS = [s for s in os.environ.get("SCENARIOS", "hello,plain,64k,idle,tls").split(",") if s]
 KEEP = os.environ.get("KEEP", "") not in ("", "0")
+TLS_GROUPS = os.environ.get("TLS_GROUPS", "X25519:P-256")
+TLS_CIPHER = os.environ.get("TLS_CIPHER", "ECDHE-ECDSA-AES128-GCM-SHA256")
+TLS_SERVER_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                      "ECDHE-ECDSA-CHACHA20-POLY1305")
+TLS_PARTS = ("tls-keepalive", "tls-handshake", "tls-idle")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = [p for s in os.environ.get("SCENARIOS", "hello,plain,64k,idle,tls").split(",") if s
+             for p in (TLS_PARTS if s == "tls" else (s,))]
 
 
 def free_port():
@@ -115,6 +159,47 @@ def steal_ticks():
     return out
 
 
+def cpu_jiffies():
+    """{cpuN: (busy, total)} jiffies from /proc/stat; busy leaves out idle, iowait and
+    steal."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:9]] + [0] * 8
+                out[line.split()[0]] = (v[0] + v[1] + v[2] + v[5] + v[6], sum(v[:8]))
+    return out
+
+
+# CPU-0 jiffies that processes other than the measured server used during the
+# measured runs (other jobs on a shared machine), and all CPU-0 jiffies of those runs.
+NOISE = {"foreign": 0, "total": 0}
+
+
+class RunMeter:
+    """Brackets one measured run: the server's own CPU seconds, the share of CPU 0
+    that went to anything else (noise), and how busy CPU 1 (the load side) was."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.t0, self.s0 = cpu_ticks(pids), cpu_jiffies()
+
+    def stop(self):
+        ticks, s1 = cpu_ticks(self.pids) - self.t0, cpu_jiffies()
+        out = {"cpu_s": ticks / HZ}
+        c0, c1 = f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}"
+        if c0 in self.s0 and c0 in s1 and c0 != c1:
+            busy, total = s1[c0][0] - self.s0[c0][0], s1[c0][1] - self.s0[c0][1]
+            foreign = max(0, busy - ticks)
+            NOISE["foreign"] += foreign
+            NOISE["total"] += total
+            out["foreign"] = foreign / total if total else 0.0
+        if c1 in self.s0 and c1 in s1:
+            busy, total = s1[c1][0] - self.s0[c1][0], s1[c1][1] - self.s0[c1][1]
+            out["load_busy"] = busy / total if total else 0.0
+        return out
+
+
 def cpu_ticks(pids):
     total = 0
     for pid in pids:
@@ -132,12 +217,15 @@ class Server:
     is the server's own). stop() signals only that PID (and, if it must be killed,
     the worker PIDs it forked)."""
 
-    def __init__(self, name, argv, port, workdir, cpu=SERVER_CPU):
-        self.name, self.argv, self.port, self.cpu = name, argv, port, cpu
+    def __init__(self, name, argv, port, workdir, cpu=SERVER_CPU, tls=False):
+        self.name, self.argv, self.port, self.cpu, self.tls = name, argv, port, cpu, tls
         self.logpath = os.path.join(workdir, f"{name}.{port}.log")
         self.proc = None
         self.error = None  # why it is n/a
         self.start_ms = None
+
+    def url(self, path):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def pids(self):
         return [self.proc.pid] + children(self.proc.pid)
@@ -186,7 +274,11 @@ class Server:
         """One GET over a fresh connection; sets self.error unless 200 + size bytes."""
         import http.client
         try:
-            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            if self.tls:
+                c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=5,
+                                                context=tls_client_context())
+            else:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             c.request("GET", path, headers={"Host": "bench.local"})
             r = c.getresponse()
             body = r.read()
@@ -247,14 +339,14 @@ http {{
     return ["nginx", "-e", "stderr", "-c", path]
 
 
-def haproxy_conf(d, port, frontend_extra, backend=""):
+def haproxy_conf(d, port, frontend_extra, backend="", bind_extra="", global_extra=""):
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "haproxy.cfg")
     with open(path, "w") as f:
         f.write(f"""global
 	nbthread 1
 	maxconn {max(4096, IDLE_CONNS + CONNS + 100)}
-
+{global_extra}
 defaults
 	mode http
 	option http-keep-alive
@@ -266,22 +358,26 @@ defaults
 	timeout http-keep-alive 60s
 
 frontend fe
-	bind 127.0.0.1:{port}
+	bind 127.0.0.1:{port}{bind_extra}
 {frontend_extra}
 {backend}""")
     return ["haproxy", "-db", "-f", path]
 
 
-def edgeproxy_conf(binary, d, port, service):
+def edgeproxy_conf(binary, d, port, service, tls=None):
+    """tls: None, or the dict from tls_material() (then the entry point is TLS)."""
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "edgeproxy.ini")
+    entry = f"[entrypoint web]\nlisten = 127.0.0.1:{port}\n"
+    if tls:
+        entry = (f"[entrypoint websecure]\nlisten = 127.0.0.1:{port}\ntls = on\n\n"
+                 f"[cert c]\ncert_file = {tls['cert']}\nkey_file = {tls['key']}\n\n"
+                 "[tls]\ndefault_cert = c\nsession_cache = 0\nciphers = modern\n")
     with open(path, "w") as f:
         f.write(f"""[global]
 state_dir = {d}/state
 
-[entrypoint web]
-listen = 127.0.0.1:{port}
-
+{entry}
 [router all]
 rule = PathPrefix(`/`)
 service = up
@@ -322,11 +418,27 @@ def upstream_server(work):
     return Server("upstream-nginx", nginx_conf(d, port, body), port, work, cpu=LOAD_CPU)
 
 
-def proxy_servers(binary, work, up_port, tag):
+def proxy_servers(binary, work, up_port, tag, tls=None):
+    """The three proxies; tls (from tls_material()) makes them terminate TLS, with the
+    settings listed in the module docstring."""
     p = {n: free_port() for n in NAMES}
+    ng_tls = hap_bind = hap_global = ""
+    if tls:
+        ng_tls = f"""
+		ssl_certificate {tls['cert']};
+		ssl_certificate_key {tls['key']};
+		ssl_protocols TLSv1.2;
+		ssl_ciphers {TLS_SERVER_CIPHERS};
+		ssl_prefer_server_ciphers on;
+		ssl_ecdh_curve X25519:prime256v1;
+		ssl_session_cache off;
+		ssl_session_tickets off;"""
+        hap_bind = (f" ssl crt {tls['combined']} ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2 "
+                    f"ciphers {TLS_SERVER_CIPHERS} curves X25519:P-256 no-tls-tickets")
+        hap_global = "\ttune.ssl.cachesize 0\n"
     ng = f"""	upstream up {{ server 127.0.0.1:{up_port}; keepalive 32; keepalive_requests 1000000; }}
 	server {{
-		listen 127.0.0.1:{p["nginx"]} backlog=4096;
+		listen 127.0.0.1:{p["nginx"]}{" ssl" if tls else ""} backlog=4096;{ng_tls}
 		location / {{
 			proxy_pass http://up;
 			proxy_http_version 1.1;
@@ -338,14 +450,81 @@ def proxy_servers(binary, work, up_port, tag):
 	}}"""
     return [
         Server("edgeproxy", edgeproxy_conf(binary, f"{work}/{tag}-edgeproxy", p["edgeproxy"],
-                                           f"server = http://127.0.0.1:{up_port}"),
-               p["edgeproxy"], work),
-        Server("nginx", nginx_conf(f"{work}/{tag}-nginx", p["nginx"], ng), p["nginx"], work),
+                                           f"server = http://127.0.0.1:{up_port}", tls),
+               p["edgeproxy"], work, tls=bool(tls)),
+        Server("nginx", nginx_conf(f"{work}/{tag}-nginx", p["nginx"], ng), p["nginx"], work,
+               tls=bool(tls)),
         Server("haproxy", haproxy_conf(f"{work}/{tag}-haproxy", p["haproxy"],
                                        "\tdefault_backend be",
-                                       f"backend be\n\tserver up 127.0.0.1:{up_port}\n"),
-               p["haproxy"], work),
+                                       f"backend be\n\tserver up 127.0.0.1:{up_port}\n",
+                                       hap_bind, hap_global),
+               p["haproxy"], work, tls=bool(tls)),
     ]
+
+
+def tls_client_context():
+    """Python client side (probes, tls-idle): TLS 1.2, TLS_CIPHER, no verification
+    (our own self-signed certificate), no tickets; Python never resumes by itself."""
+    import ssl
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    c.minimum_version = c.maximum_version = ssl.TLSVersion.TLSv1_2
+    c.set_ciphers(TLS_CIPHER)
+    c.options |= ssl.OP_NO_TICKET
+    return c
+
+
+def tls_material(work):
+    """One self-signed ECDSA P-256 certificate for bench.local, shared by all three
+    servers; returns dict(cert, key, combined) or raises RuntimeError."""
+    d = f"{work}/tls"
+    os.makedirs(d, exist_ok=True)
+    m = {"cert": f"{d}/cert.pem", "key": f"{d}/key.pem", "combined": f"{d}/combined.pem"}
+    out = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", m["key"], "-out",
+                          m["cert"], "-days", "7", "-subj", "/CN=bench.local", "-addext",
+                          "subjectAltName=DNS:bench.local"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("openssl req failed: " + (out.stderr.strip().splitlines() or ["?"])[-1])
+    with open(m["combined"], "w") as f:
+        for part in (m["cert"], m["key"]):
+            with open(part) as g:
+                f.write(g.read())
+    return m
+
+
+def build_handshake_client(work):
+    """Compiles tools/tls_handshake.c; returns (path, None) or (None, why)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return None, "no C compiler to build tools/tls_handshake.c"
+    out_path = f"{work}/tls_handshake"
+    out = subprocess.run([cc, "-O2", "-o", out_path, os.path.join(HERE, "tls_handshake.c"),
+                          "-lssl", "-lcrypto"], capture_output=True, text=True)
+    if out.returncode != 0:
+        first = next((ln for ln in out.stderr.splitlines() if "error" in ln), out.stderr.strip())
+        return None, f"cannot build tools/tls_handshake.c (needs libssl-dev): {first[:160]}"
+    return out_path, None
+
+
+def s_client_params(port):
+    """What a server negotiates with `openssl s_client -tls1_2` (OpenSSL's default
+    offer, which is what wrk and Python send): 'TLSv1.2 SUITE, ECDHE group, signature'."""
+    try:
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                              "-servername", "bench.local", "-tls1_2", "-brief"],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"s_client failed: {e}"
+    text = out.stdout + out.stderr
+    get = {k: re.search(rf"^{k}: ?(.*)$", text, re.M) for k in
+           ("Protocol version", "Ciphersuite", "Server Temp Key", "Signature type", "Hash used")}
+    if not get["Ciphersuite"]:
+        return "s_client: no handshake (" + (text.strip().splitlines() or ["?"])[-1] + ")"
+    val = {k: (v.group(1).strip() if v else "?") for k, v in get.items()}
+    return (f"{val['Protocol version']} {val['Ciphersuite']}, ECDHE {val['Server Temp Key']}, "
+            f"{val['Signature type']}-{val['Hash used']}")
 
 
 # ---- measuring ---------------------------------------------------------------------
@@ -355,15 +534,14 @@ TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 def run_wrk(server, path, duration):
     """One wrk run against server; returns dict(requests, secs, cpu_s, errors)."""
-    pids = server.pids()
-    before = cpu_ticks(pids)
+    meter = RunMeter(server.pids())
     out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNS}",
-                          f"-d{duration}s", f"http://127.0.0.1:{server.port}{path}"],
+                          f"-d{duration}s", server.url(path)],
                          capture_output=True, text=True, timeout=duration + 60).stdout
-    after = cpu_ticks(pids)
+    cpu = meter.stop()
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h),", out)
     if not m:
-        return {"requests": 0, "secs": duration, "cpu_s": (after - before) / HZ,
+        return {"requests": 0, "secs": duration, **cpu,
                 "errors": "wrk: " + (out.strip().splitlines() or ["no output"])[-1]}
     errors = []
     m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -373,24 +551,55 @@ def run_wrk(server, path, duration):
     if m3:
         errors.append("socket errors " + m3.group(1).strip())
     return {"requests": int(m.group(1)), "secs": float(m.group(2)) * TIME_UNITS[m.group(3)],
-            "cpu_s": (after - before) / HZ, "errors": "; ".join(errors)}
+            **cpu, "errors": "; ".join(errors)}
 
 
-def throughput(title, servers, path, unit_bytes=None):
-    """ROUNDS rounds of wrk against each live server; returns {name: result}.
-    unit_bytes=None: req/s and req/CPU-s; else MiB (of unit_bytes bodies)."""
-    print(f"== {title}: wrk -t1 -c{CONNS} -d{DURATION}s {path}, median of {ROUNDS}", flush=True)
+def run_handshakes(client, server, path, duration):
+    """One tools/tls_handshake run against server (CONNS in flight, one request per
+    connection); returns run_wrk's dict plus client_cpu, new, reused, params."""
+    meter = RunMeter(server.pids())
+    try:
+        out = subprocess.run(["taskset", "-c", LOAD_CPU, client, str(server.port), str(CONNS),
+                              str(duration), path, TLS_GROUPS, TLS_CIPHER, "bench.local"],
+                             capture_output=True, text=True, timeout=duration + 60)
+        text, err = out.stdout, out.stderr
+    except subprocess.SubprocessError as e:
+        text, err = "", str(e)
+    cpu = meter.stop()
+    kv = dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
+    if "ok" not in kv:
+        return {"requests": 0, "secs": duration, **cpu,
+                "errors": "tls_handshake: " + (err.strip().splitlines() or ["no output"])[-1]}
+    errors = []
+    if int(kv["failed"]):
+        errors.append(f"{kv['failed']} failed connections, first: {kv['first_error']}")
+    if int(kv["reused"]):
+        errors.append(f"{kv['reused']} RESUMED handshakes")
+    if kv.get("mixed") == "1":
+        errors.append("negotiated parameters differed between connections")
+    return {"requests": int(kv["ok"]), "secs": float(kv["secs"]), **cpu,
+            "errors": "; ".join(errors), "client_cpu": float(kv["client_cpu"]),
+            "new": int(kv["new"]), "reused": int(kv["reused"]),
+            "params": f"{kv['version']} {kv['cipher']}, ECDHE {kv['group']}"}
+
+
+def throughput(title, servers, path, unit_bytes=None, runner=run_wrk, unit=None, tool=None):
+    """ROUNDS rounds of runner (wrk by default) against each live server; returns
+    {name: result}. unit_bytes=None: req/s and req/CPU-s; else MiB (of unit_bytes
+    bodies)."""
+    tool = tool or f"wrk -t1 -c{CONNS} -d{DURATION}s {path}"
+    print(f"== {title}: {tool}, median of {ROUNDS}", flush=True)
     live = [s for s in servers if s.ok()]
     for s in live:
         if WARMUP > 0:
-            run_wrk(s, path, WARMUP)
+            runner(s, path, WARMUP)
     rounds = {s.name: [] for s in live}
     for i in range(ROUNDS):
         k = i % len(live) if live else 0
         for s in live[k:] + live[:k]:
-            rounds[s.name].append(run_wrk(s, path, DURATION))
+            rounds[s.name].append(runner(s, path, DURATION))
     scale = (unit_bytes / 2**20) if unit_bytes else 1.0
-    unit = "MiB" if unit_bytes else "req"
+    unit = unit or ("MiB" if unit_bytes else "req")
     results = {}
     for s in servers:
         if s.name not in rounds:
@@ -404,10 +613,23 @@ def throughput(title, servers, path, unit_bytes=None):
         res = {"rate": statistics.median(rate), "per_cpu": statistics.median(per_cpu),
                "cpu_util": statistics.median(r["cpu_s"] / r["secs"] for r in rs),
                "errors": errs}
+        extra = ""
+        if all("foreign" in r and "load_busy" in r for r in rs):
+            res["foreign"] = statistics.median(r["foreign"] for r in rs)
+            res["load_busy"] = statistics.median(r["load_busy"] for r in rs)
+            extra = (f"CPU {SERVER_CPU} to others {res['foreign'] * 100:.0f}%, CPU {LOAD_CPU} "
+                     f"busy {res['load_busy'] * 100:.0f}%; ")
+        if all("client_cpu" in r for r in rs):
+            res["client_util"] = statistics.median(r["client_cpu"] / r["secs"] for r in rs)
+            res["new"] = sum(r["new"] for r in rs)
+            res["reused"] = sum(r["reused"] for r in rs)
+            res["params"] = sorted({r["params"] for r in rs})
+            extra += (f"client CPU {res['client_util'] * 100:.0f}%, {res['new']} new + "
+                      f"{res['reused']} resumed handshakes; ")
         results[s.name] = res
         fmt = "{:.1f}" if unit_bytes else "{:.0f}"
         print(f"{s.name:<10} {fmt.format(res['rate']):>10} {unit}/s {fmt.format(res['per_cpu']):>10} "
-              f"{unit}/CPU-s  (server CPU {res['cpu_util'] * 100:.0f}%; rounds "
+              f"{unit}/CPU-s  (server CPU {res['cpu_util'] * 100:.0f}%; {extra}rounds "
               + " ".join(f"{fmt.format(a)}/{fmt.format(b)}" for a, b in zip(rate, per_cpu))
               + ")" + (f"  ERRORS: {errs}" if errs else ""), flush=True)
     print_ratios(results, "per_cpu", f"{unit}/CPU-s")
@@ -498,18 +720,16 @@ def scenario_64k(ctx):
                                        unit_bytes=BIG_SIZE)
 
 
-def scenario_idle(ctx):
-    stop_all(ctx.pop("proxies", []))  # fresh instances: no allocator state from the load runs
-    up = ensure_upstream(ctx)
-    servers = proxy_servers(ctx["bin"], ctx["work"], up.port, "idle")
-    ctx["servers"] += servers
-    print(f"== idle keep-alive connections through the proxy: {IDLE_CONNS} connections, "
-          "one 100-byte request each, then held open", flush=True)
+def idle_memory(ctx, servers, title, wrap=None):
+    """Starts each server alone, holds IDLE_CONNS idle keep-alive connections through
+    it (each after one request), stops it; returns {name: result}."""
+    print(f"== {title}: {IDLE_CONNS} connections, one 100-byte request each, then held open",
+          flush=True)
     res = {}
     for s in servers:  # one at a time
         if s.start() and s.probe("/", len(SMALL_BODY)):
             time.sleep(0.3)
-            r = bench_idle.measure(s.port, IDLE_CONNS, s.pids())
+            r = bench_idle.measure(s.port, IDLE_CONNS, s.pids(), wrap=wrap)
             fails = ""
             if r["failures"]:
                 fails = f"{len(r['failures'])} failed, first: {r['failures'][0]}"
@@ -524,34 +744,91 @@ def scenario_idle(ctx):
             print(f"{s.name}: n/a ({s.error})", flush=True)
         s.stop()
     print_ratios(res, "per_conn", "KiB/conn, lower is better")
-    ctx["results"]["idle"] = res
+    return res
 
 
-def scenario_tls(ctx):
-    """Placeholder for SPEC §5's TLS targets: TLS 1.2 keep-alive proxied req/CPU-s
-    (>= nginx) and full handshakes, ECDSA P-256, no resumption (>= 1.5x nginx), plus
-    idle memory per TLS connection. To be written once edgeproxy terminates TLS:
-    an `openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256` certificate for all
-    three, wrk against https:// for keep-alive, and `wrk -H 'Connection: close'`
-    (every request a full handshake, session tickets/cache off) for handshakes."""
-    binary, d = ctx["bin"], f"{ctx['work']}/tls-check"
-    os.makedirs(d, exist_ok=True)
-    path = f"{d}/edgeproxy.ini"
-    with open(path, "w") as f:
-        f.write(f"[global]\nstate_dir = {d}/state\n[entrypoint websecure]\n"
-                "listen = 127.0.0.1:1\ntls = on\n[router r]\nrule = PathPrefix(`/`)\n"
-                "service = s\n[service s]\ntype = hello\n")
-    out = subprocess.run([binary, "check", "-c", path], capture_output=True, text=True)
-    lines = [ln for ln in (out.stdout + out.stderr).splitlines() if "not implemented" in ln]
-    why = ("edgeproxy has no TLS in this build (" + lines[0].split(": ", 1)[-1] + ")") if lines \
-        else "the TLS scenarios are not written yet (tools/bench.py scenario_tls)"
-    msg = f"skipped: {why}"
-    print(f"== TLS keep-alive and full handshakes: {msg}", flush=True)
-    ctx["results"]["tls"] = {"skipped": msg}
+def scenario_idle(ctx):
+    stop_all(ctx.pop("proxies", []))  # fresh instances: no allocator state from the load runs
+    up = ensure_upstream(ctx)
+    servers = proxy_servers(ctx["bin"], ctx["work"], up.port, "idle")
+    ctx["servers"] += servers
+    ctx["results"]["idle"] = idle_memory(ctx, servers,
+                                         "idle keep-alive connections through the proxy")
+
+
+def tls_setup(ctx):
+    """Certificate, handshake client and the three TLS proxies (shared by
+    tls-keepalive and tls-handshake). Returns False if TLS cannot run at all."""
+    if "tls" not in ctx:
+        try:
+            ctx["tls"] = tls_material(ctx["work"])
+        except (OSError, RuntimeError) as e:
+            ctx["tls"] = None
+            ctx["results"]["tls"] = {"skipped": f"skipped: no certificate ({e})"}
+            print(f"== TLS: skipped: no certificate ({e})", flush=True)
+        ctx["hs_client"], ctx["hs_client_error"] = build_handshake_client(ctx["work"])
+    return ctx["tls"] is not None
+
+
+def tls_proxies(ctx):
+    if "tls_proxies" not in ctx:
+        stop_all(ctx.pop("proxies", []))  # the plain ones sit idle, but keep CPU 0 quiet
+        up = ensure_upstream(ctx)
+        servers = proxy_servers(ctx["bin"], ctx["work"], up.port, "tls", ctx["tls"])
+        ctx["servers"] += servers
+        start_all(servers, "/", len(SMALL_BODY))
+        params = {}
+        for s in servers:
+            params[s.name] = s_client_params(s.port) if s.ok() else "n/a"
+            print(f"   {s.name:<10} negotiates with openssl s_client -tls1_2: {params[s.name]}",
+                  flush=True)
+        ctx["tls_params"] = params
+        ctx["tls_proxies"] = servers
+    return ctx["tls_proxies"]
+
+
+def scenario_tls_keepalive(ctx):
+    if not tls_setup(ctx):
+        return
+    ctx["results"]["tls-keepalive"] = throughput(
+        "TLS 1.2 proxy, keep-alive, 100-byte body", tls_proxies(ctx), "/",
+        tool=f"wrk -t1 -c{CONNS} -d{DURATION}s https://.../")
+
+
+def scenario_tls_handshake(ctx):
+    if not tls_setup(ctx):
+        return
+    servers = tls_proxies(ctx)
+    title = "TLS 1.2 full handshakes (ECDSA P-256, no resumption), one proxied request each"
+    if not ctx["hs_client"]:
+        print(f"== {title}: n/a: {ctx['hs_client_error']}", flush=True)
+        ctx["results"]["tls-handshake"] = {n: {"na": ctx["hs_client_error"]} for n in NAMES}
+        return
+    client = ctx["hs_client"]
+    ctx["results"]["tls-handshake"] = throughput(
+        title, servers, "/", unit="hs",
+        runner=lambda s, path, secs: run_handshakes(client, s, path, secs),
+        tool=(f"tls_handshake -c{CONNS} {DURATION}s, groups {TLS_GROUPS}, {TLS_CIPHER}, "
+              "Connection: close"))
+
+
+def scenario_tls_idle(ctx):
+    if not tls_setup(ctx):
+        return
+    stop_all(ctx.pop("tls_proxies", []))
+    stop_all(ctx.pop("proxies", []))
+    up = ensure_upstream(ctx)
+    servers = proxy_servers(ctx["bin"], ctx["work"], up.port, "tls-idle", ctx["tls"])
+    ctx["servers"] += servers
+    tctx = tls_client_context()
+    ctx["results"]["tls-idle"] = idle_memory(
+        ctx, servers, f"idle TLS keep-alive connections through the proxy (Python ssl, {TLS_CIPHER})",
+        wrap=lambda sock: tctx.wrap_socket(sock, server_hostname="bench.local"))
 
 
 SCENARIO_FUNCS = {"hello": scenario_hello, "plain": scenario_plain, "64k": scenario_64k,
-                  "idle": scenario_idle, "tls": scenario_tls}
+                  "idle": scenario_idle, "tls-keepalive": scenario_tls_keepalive,
+                  "tls-handshake": scenario_tls_handshake, "tls-idle": scenario_tls_idle}
 
 
 # ---- report --------------------------------------------------------------------------
@@ -578,6 +855,13 @@ def table(ctx):
         ("64k", "rate", "proxy 64 KiB: MiB/s", "{:.1f}"),
         ("64k", "per_cpu", "proxy 64 KiB: MiB/CPU-s", "{:.1f}"),
         ("idle", "per_conn", f"idle keep-alive: KiB/conn (N={IDLE_CONNS})", "{:.2f}"),
+        ("tls-keepalive", "rate", "TLS proxy 100 B keep-alive: req/s", "{:.0f}"),
+        ("tls-keepalive", "per_cpu", "TLS proxy 100 B keep-alive: req/CPU-s", "{:.0f}"),
+        ("tls-handshake", "rate", "TLS full handshakes, 1 req/conn: hs/s", "{:.0f}"),
+        ("tls-handshake", "per_cpu", "TLS full handshakes, 1 req/conn: hs/CPU-s", "{:.0f}"),
+        ("tls-handshake", "cpu_util", "TLS handshakes: server CPU, % of a core", "{:.0%}"),
+        ("tls-handshake", "client_util", "TLS handshakes: client CPU, % of a core", "{:.0%}"),
+        ("tls-idle", "per_conn", f"idle TLS keep-alive: KiB/conn (N={IDLE_CONNS})", "{:.2f}"),
     ]
     lines = []
     cpu = "?"
@@ -590,7 +874,9 @@ def table(ctx):
                  f"{time.strftime('%Y-%m-%d')}, {cpu} ×{os.cpu_count()}, Linux {platform.release()}")
     lines.append(f"{ctx['peers']}; ROUNDS={ROUNDS} DURATION={DURATION}s CONNS={CONNS} "
                  f"(medians); one worker each on CPU {SERVER_CPU}; wrk -t1 + upstream nginx on "
-                 f"CPU {LOAD_CPU}; steal time during the run: {ctx.get('steal', '?')}")
+                 f"CPU {LOAD_CPU}; steal time during the run: {ctx.get('steal', '?')}; "
+                 f"CPU {SERVER_CPU} time taken by other processes during the measured runs: "
+                 f"{ctx.get('noise', '?')}")
     lines.append("")
     lines.append("| metric | edgeproxy | nginx | haproxy | ep/nginx | ep/haproxy |")
     lines.append("|---|---:|---:|---:|---:|---:|")
@@ -606,7 +892,7 @@ def table(ctx):
             ratios.append(f"{r:.2f}" if r is not None else "–")
         lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
     na = {}  # server -> (first reason, scenarios)
-    for scen in ("hello", "plain", "64k", "idle"):
+    for scen in ("hello", "plain", "64k", "idle") + TLS_PARTS:
         for n in NAMES:
             res = R.get(scen, {}).get(n)
             if res and "na" in res:
@@ -616,7 +902,28 @@ def table(ctx):
     for n, (why, scens) in na.items():
         notes.append(f"{n}: n/a in {', '.join(scens)} ({why})")
     if "tls" in R:
-        notes.append(f"TLS keep-alive / full handshakes: {R['tls']['skipped']}")
+        notes.append(f"TLS: {R['tls']['skipped']}")
+    if ctx.get("tls_params"):
+        notes.append("TLS negotiated (openssl s_client -tls1_2, OpenSSL's default offer like "
+                     "wrk and Python): " + "; ".join(f"{n} {ctx['tls_params'].get(n, 'n/a')}"
+                                                     for n in NAMES))
+    hs = R.get("tls-handshake", {})
+    if any("new" in hs.get(n, {}) for n in NAMES):
+        notes.append(f"TLS handshake client (tools/tls_handshake.c, {ctx.get('openssl', '?')}, "
+                     f"offers {TLS_GROUPS}, {TLS_CIPHER}): " + "; ".join(
+                         f"{n} {hs[n]['new']} new / {hs[n]['reused']} resumed, "
+                         f"{' | '.join(hs[n]['params'])}" for n in NAMES if "new" in hs.get(n, {})))
+        low = [f"{n} {hs[n]['cpu_util'] * 100:.0f}% (CPU {SERVER_CPU} to others "
+               f"{hs[n].get('foreign', 0) * 100:.0f}%; CPU {LOAD_CPU} busy "
+               f"{hs[n].get('load_busy', 0) * 100:.0f}%, of it the client "
+               f"{hs[n]['client_util'] * 100:.0f}%)" for n in NAMES
+               if "client_util" in hs.get(n, {}) and hs[n]["cpu_util"] < 0.9]
+        if low:
+            notes.append("TLS handshakes below 90% server CPU, so per-CPU-second figures taken "
+                         "below saturation: " + "; ".join(low) + ". Where CPU "
+                         f"{LOAD_CPU} is ~100% busy the load side ran out (client, upstream "
+                         "nginx and any other job there); where it is not, the scheduler "
+                         "gave the time to other jobs")
     lines.append("")
     lines += notes
     return "\n".join(lines)
@@ -659,7 +966,8 @@ def main():
     ctx = {"bin": binary, "work": work, "servers": [], "results": {},
            "version": version_of([binary, "version"]),
            "peers": (version_of(["nginx", "-v"]).replace("nginx version: ", "") + ", "
-                     + " ".join(version_of(["haproxy", "-v"]).split()[:3:2]))}
+                     + " ".join(version_of(["haproxy", "-v"]).split()[:3:2])),
+           "openssl": " ".join(version_of(["openssl", "version"]).split()[:2])}
     t0 = time.monotonic()
     steal0 = steal_ticks()
 
@@ -683,6 +991,8 @@ def main():
     ctx["steal"] = ", ".join(
         f"{c} {100 * (steal1[c][0] - steal0[c][0]) / max(1, steal1[c][1] - steal0[c][1]):.1f}%"
         for c in (f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}") if c in steal0 and c in steal1)
+    if NOISE["total"]:
+        ctx["noise"] = f"{100 * NOISE['foreign'] / NOISE['total']:.0f}%"
     print(table(ctx))
     print(f"\n(bench took {time.monotonic() - t0:.0f}s)")
     return 0

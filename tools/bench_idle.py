@@ -8,8 +8,10 @@ Opens N keep-alive connections to 127.0.0.1:PORT one after the other, sends one
 
     tools/bench_idle.py PORT N PID [PID...]
 
-Used by tools/bench.py (scenario "idle"); stdlib only.
+Used by tools/bench.py (scenarios "idle" and "tls": measure() takes a `wrap`
+function that turns each connected socket into a TLS one); stdlib only.
 """
+import select
 import socket
 import sys
 import time
@@ -64,8 +66,10 @@ def read_response(sock):
     return status
 
 
-def open_idle(port, n, path="/", host="bench.local", timeout=5.0):
-    """Returns (sockets, failures): n connections, each after one full request."""
+def open_idle(port, n, path="/", host="bench.local", timeout=5.0, wrap=None):
+    """Returns (sockets, failures): n connections, each after one full request.
+    wrap(sock) -> sock, if given, runs on each connected socket first (a TLS
+    handshake); a failure there counts like a failed connect."""
     req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench_idle\r\n\r\n".encode()
     socks, failures = [], []
     for _ in range(n):
@@ -74,6 +78,13 @@ def open_idle(port, n, path="/", host="bench.local", timeout=5.0):
         except OSError as e:
             failures.append(f"connect: {e}")
             continue
+        if wrap is not None:
+            try:
+                s = wrap(s)
+            except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+                s.close()
+                failures.append(f"handshake: {e}")
+                continue
         socks.append(s)
         try:
             s.sendall(req)
@@ -85,23 +96,35 @@ def open_idle(port, n, path="/", host="bench.local", timeout=5.0):
     return socks, failures
 
 
-def measure(port, n, pids, path="/", settle=0.5):
+def still_open(s):
+    """True unless the peer closed (or sent anything: an idle server has nothing to
+    say). A plain socket peeks; a TLS one (no MSG_PEEK there) is polled, as a
+    close_notify or FIN both make it readable."""
+    if type(s) is not socket.socket:  # ssl.SSLSocket
+        try:
+            p = select.poll()
+            p.register(s.fileno(), select.POLLIN | select.POLLRDHUP)
+            return not p.poll(0)
+        except (OSError, ValueError):
+            return False
+    try:
+        s.setblocking(False)
+        return bool(s.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def measure(port, n, pids, path="/", settle=0.5, wrap=None):
     """Returns dict(before, after, per_conn_kib, open, failures) and closes the
     connections again."""
     before = rss_kib(pids)
-    socks, failures = open_idle(port, n, path)
+    socks, failures = open_idle(port, n, path, wrap=wrap)
     time.sleep(settle)
     after = rss_kib(pids)
     # still open at measurement time? (a peer close shows as readable EOF)
-    alive = 0
-    for s in socks:
-        try:
-            s.setblocking(False)
-            alive += 1 if s.recv(1, socket.MSG_PEEK) else 0
-        except BlockingIOError:
-            alive += 1
-        except OSError:
-            pass
+    alive = sum(1 for s in socks if still_open(s))
     for s in socks:
         s.close()
     return {"before": before, "after": after, "n": n, "open": alive,
