@@ -87,17 +87,7 @@ HOST_BEARSSL := build/host/bearssl/libbearssl.a
 $(HOST_BEARSSL): $(DEPS)/toolchain.mk
 	$(MAKE) -C build/src/bearssl-0.6 lib CONF=Unix BUILD=$(abspath build/host/bearssl) \
 		CC=gcc AR=ar CFLAGS='-W -Wall -O1 -fPIC -DBR_USE_URANDOM=0 -DBR_RDRAND=0'
-MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
-	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
-UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(INIH_SRC) \
-	$(HOST_BEARSSL)
-UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
-build/unit/test_tls_cert: $(HOST_BEARSSL)
-build/unit/test_config: $(HOST_BEARSSL)
-UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
-build/unit/test_middleware: $(HOST_BEARSSL)
-# Host libev for tests that build whole snapshots (metrics, admin).
+# Host libev for tests that need an event loop (config with ACME, snapshots).
 LIBEV_DEFS := -DEV_STANDALONE=1 -DEV_USE_EPOLL=1 -DEV_USE_POLL=1 -DEV_USE_SELECT=0 -DEV_USE_EVENTFD=1 \
 	-DEV_USE_SIGNALFD=1 -DEV_USE_TIMERFD=1 -DEV_USE_INOTIFY=0 -DEV_USE_IOURING=0 -DEV_USE_LINUXAIO=0 \
 	-DEV_USE_MONOTONIC=1 -DEV_USE_NANOSLEEP=1 -DEV_USE_FLOOR=1
@@ -106,8 +96,19 @@ $(HOST_LIBEV): $(DEPS)/toolchain.mk
 	@mkdir -p $(dir $@)
 	gcc -O1 -g -fPIC -fno-strict-aliasing -w $(LIBEV_DEFS) -c build/src/libev-4.33/ev.c -o $@
 UNIT_CFLAGS += -Ibuild/src/libev-4.33
-UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_ca.c src/tls_cert.c src/strbuf.c \
-	$(UNIT_SRCS_config) $(HOST_LIBEV)
+MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
+	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
+ACME_SRCS := src/acme.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
+	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c
+UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \
+	$(INIH_SRC) $(HOST_BEARSSL) $(HOST_LIBEV)
+UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
+UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+build/unit/test_tls_cert: $(HOST_BEARSSL)
+build/unit/test_config: $(HOST_BEARSSL) $(HOST_LIBEV)
+UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+build/unit/test_middleware: $(HOST_BEARSSL)
+UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_ca.c $(UNIT_SRCS_config)
 UNIT_SRCS_metrics := src/metrics.c $(UNIT_SRCS_snapshot_all)
 UNIT_SRCS_admin := src/admin.c src/dashboard.c src/metrics.c $(UNIT_SRCS_snapshot_all)
 build/unit/test_metrics build/unit/test_admin: $(HOST_LIBEV) $(HOST_BEARSSL) tests/unit/snap_fixture.h \
@@ -176,3 +177,5 @@ distclean:
 
 # Cross builds, emulated tests, release files, firmware (issue 9).
 include tools/cross.mk
+include tests/acme.mk
+include tools/asan.mk

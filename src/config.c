@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "acme.h"
 #include "confval.h"
 #include "ini.h"
 #include "log.h"
@@ -32,6 +33,7 @@ struct key_def {
 
 enum section_kind {
 	SEC_NONE, SEC_GLOBAL, SEC_ADMIN, SEC_TLS, SEC_CERT, SEC_ENTRYPOINT, SEC_ROUTER, SEC_SERVICE, SEC_MIDDLEWARE,
+	SEC_ACME,
 };
 
 #define MAX_KEYS 32
@@ -155,11 +157,13 @@ static const struct section_def sections[] = {
 	{ "service", SEC_SERVICE, true, service_keys, NKEYS(service_keys) },
 	/* keys depend on the type: middleware.c validates them */
 	{ "middleware", SEC_MIDDLEWARE, true, NULL, 0 },
+	/* keys validated by acme_config.c */
+	{ "acme", SEC_ACME, true, NULL, 0 },
 };
 
 /* Sections the SPEC names that this build does not implement yet: a clear error
  * beats silently ignoring a user's TLS or middleware settings. */
-static const char *const unimplemented_sections[] = { "acme", NULL };
+static const char *const unimplemented_sections[] = { NULL };
 
 struct parse_state {
 	struct config *cfg;
@@ -242,6 +246,7 @@ static char *section_base(struct parse_state *st)
 	case SEC_TLS: return (char *)&cfg->tls;
 	case SEC_CERT: return (char *)&cfg->certs[st->index];
 	case SEC_MIDDLEWARE: return (char *)&cfg->middlewares[st->index];
+	case SEC_ACME: return (char *)&cfg->acmes[st->index];
 	case SEC_ENTRYPOINT: return (char *)&cfg->entrypoints[st->index];
 	case SEC_ROUTER: return (char *)&cfg->routers[st->index];
 	case SEC_SERVICE: return (char *)&cfg->services[st->index];
@@ -451,9 +456,9 @@ static void finish_section(struct parse_state *st)
 		if (!r->service)
 			conf_error(st->errs, f, sl, "[router %s] needs service = NAME", r->name);
 		r->middlewares_line = key_line(st, "middlewares");
-		if (r->tls_resolver || r->tls_domains)
-			conf_error(st->errs, f, key_line(st, r->tls_resolver ? "tls_resolver" : "tls_domains"),
-				   "ACME (tls_resolver, tls_domains) is not implemented in this build");
+		r->tls_resolver_line = key_line(st, "tls_resolver");
+		if (r->tls_domains && !r->tls_resolver)
+			conf_error(st->errs, f, key_line(st, "tls_domains"), "tls_domains: needs tls_resolver");
 		break;
 	}
 	case SEC_SERVICE: {
@@ -519,6 +524,11 @@ static void finish_section(struct parse_state *st)
 		m->compiled = middleware_compile(m, f, st->errs);
 		break;
 	}
+	case SEC_ACME: {
+		struct conf_acme *a = &cfg->acmes[st->index];
+		a->compiled = acme_resolver_compile(a->kv, a->n_kv, a->name, a->line, f, st->errs);
+		break;
+	}
 	case SEC_CERT: {
 		struct conf_cert *c = &cfg->certs[st->index];
 		if (!c->cert_file)
@@ -548,6 +558,7 @@ static const char *section_name(const struct parse_state *st)
 	case SEC_SERVICE: return st->cfg->services[st->index].name;
 	case SEC_CERT: return st->cfg->certs[st->index].name;
 	case SEC_MIDDLEWARE: return st->cfg->middlewares[st->index].name;
+	case SEC_ACME: return st->cfg->acmes[st->index].name;
 	default: return NULL;
 	}
 }
@@ -566,6 +577,12 @@ static int find_named(struct parse_state *st, enum section_kind kind, const char
 		for (size_t i = 0; i < c->n_middlewares; i++)
 			if (strcmp(c->middlewares[i].name, name) == 0)
 				return c->middlewares[i].line;
+		return 0;
+	}
+	if (kind == SEC_ACME) {
+		for (size_t i = 0; i < c->n_acmes; i++)
+			if (strcmp(c->acmes[i].name, name) == 0)
+				return c->acmes[i].line;
 		return 0;
 	}
 	size_t n = kind == SEC_ENTRYPOINT ? c->n_entrypoints : kind == SEC_ROUTER ? c->n_routers : c->n_services;
@@ -653,6 +670,12 @@ static void begin_section(struct parse_state *st, const char *header, int line)
 		*first = line;
 		break;
 	}
+	case SEC_ACME:
+		c->acmes = grow_array(c->acmes, c->n_acmes, sizeof(*c->acmes));
+		st->index = c->n_acmes++;
+		c->acmes[st->index].name = xstrdup(name);
+		c->acmes[st->index].line = line;
+		break;
 	case SEC_MIDDLEWARE:
 		c->middlewares = grow_array(c->middlewares, c->n_middlewares, sizeof(*c->middlewares));
 		st->index = c->n_middlewares++;
@@ -705,10 +728,13 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 	}
 	if (!st->sec)
 		return 1; /* the section header was already reported */
-	if (st->sec->kind == SEC_MIDDLEWARE) {
-		struct conf_middleware *m = &st->cfg->middlewares[st->index];
-		m->kv = grow_array(m->kv, m->n_kv, sizeof(*m->kv));
-		m->kv[m->n_kv++] = (struct conf_kv){ xstrdup(name), xstrdup(value), line };
+	if (st->sec->kind == SEC_MIDDLEWARE || st->sec->kind == SEC_ACME) {
+		struct conf_kv **kv = st->sec->kind == SEC_ACME ? &st->cfg->acmes[st->index].kv
+								: &st->cfg->middlewares[st->index].kv;
+		size_t *n = st->sec->kind == SEC_ACME ? &st->cfg->acmes[st->index].n_kv
+						      : &st->cfg->middlewares[st->index].n_kv;
+		*kv = grow_array(*kv, *n, sizeof(**kv));
+		(*kv)[(*n)++] = (struct conf_kv){ xstrdup(name), xstrdup(value), line };
 		return 1;
 	}
 	for (size_t i = 0; i < st->sec->nkeys; i++) {
@@ -749,6 +775,50 @@ const struct conf_entrypoint *config_find_entrypoint(const struct config *cfg, c
 	return NULL;
 }
 
+static void add_acme_domain(void *ctx, const char *host)
+{
+	struct conf_router *r = ctx;
+	for (size_t i = 0; i < r->n_acme_domains; i++)
+		if (strcmp(r->acme_domains[i], host) == 0)
+			return;
+	r->acme_domains = grow_array(r->acme_domains, r->n_acme_domains, sizeof(*r->acme_domains));
+	r->acme_domains[r->n_acme_domains++] = xstrdup(host);
+}
+
+/* A router with tls_resolver: its resolver, and the names to certify. */
+static void resolve_acme_router(struct config *cfg, struct conf_router *r, struct conf_errors *errs, const char *file)
+{
+	for (size_t i = 0; i < cfg->n_acmes; i++)
+		if (strcmp(cfg->acmes[i].name, r->tls_resolver) == 0)
+			r->acme = cfg->acmes[i].compiled;
+	if (!r->acme) {
+		bool exists = false;
+		for (size_t i = 0; i < cfg->n_acmes; i++)
+			exists = exists || strcmp(cfg->acmes[i].name, r->tls_resolver) == 0;
+		if (!exists)
+			conf_error(errs, file, r->tls_resolver_line, "tls_resolver: no [acme %s]", r->tls_resolver);
+		return;
+	}
+	if (r->tls_domains) {
+		char *list = xstrdup(r->tls_domains), *save = NULL;
+		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			for (char *p = tok; *p; p++)
+				*p = ascii_lower(*p);
+			add_acme_domain(r, tok);
+		}
+		free(list);
+	} else if (r->compiled) {
+		rule_hosts(r->compiled, add_acme_domain, r);
+	}
+	char err[200];
+	if (r->n_acme_domains == 0)
+		conf_error(errs, file, r->tls_resolver_line,
+			   "tls_resolver: the rule names no Host() to certify; set tls_domains");
+	else if (acme_check_domains(r->acme, (const char *const *)r->acme_domains, r->n_acme_domains, err,
+				    sizeof(err)) < 0)
+		conf_error(errs, file, r->tls_resolver_line, "tls_resolver: %s", err);
+}
+
 /* References between sections, checked once everything is read. */
 static void check_references(struct config *cfg, struct conf_errors *errs, const char *file)
 {
@@ -777,6 +847,8 @@ static void check_references(struct config *cfg, struct conf_errors *errs, const
 			}
 			free(list);
 		}
+		if (r->tls_resolver)
+			resolve_acme_router(cfg, r, errs, file);
 		if (!r->entrypoints)
 			continue;
 		char *list = xstrdup(r->entrypoints), *save = NULL;
@@ -881,6 +953,17 @@ void config_free(struct config *cfg)
 		middleware_free(m->compiled);
 	}
 	free(cfg->middlewares);
+	for (size_t i = 0; i < cfg->n_acmes; i++) {
+		struct conf_acme *a = &cfg->acmes[i];
+		free(a->name);
+		for (size_t j = 0; j < a->n_kv; j++) {
+			free(a->kv[j].key);
+			free(a->kv[j].value);
+		}
+		free(a->kv);
+		acme_resolver_free(a->compiled);
+	}
+	free(cfg->acmes);
 	for (size_t i = 0; i < cfg->n_entrypoints; i++) {
 		struct conf_entrypoint *e = &cfg->entrypoints[i];
 		free(e->name);
@@ -901,6 +984,9 @@ void config_free(struct config *cfg)
 		free(r->chain);
 		free(r->tls_resolver);
 		free(r->tls_domains);
+		for (size_t j = 0; j < r->n_acme_domains; j++)
+			free(r->acme_domains[j]);
+		free(r->acme_domains);
 	}
 	free(cfg->routers);
 	for (size_t i = 0; i < cfg->n_services; i++) {

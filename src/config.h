@@ -70,6 +70,12 @@ struct conf_router {
 	int middlewares_line;
 	char *tls_resolver;
 	char *tls_domains;
+	int tls_resolver_line;
+	/* ACME: the names to certify (tls_domains, or the rule's Host() names),
+	 * lowercase, and the resolver; owner: the config */
+	char **acme_domains;
+	size_t n_acme_domains;
+	const struct acme_resolver *acme;
 };
 
 /* One `server = http://host:port [weight=N] [backup]` line. */
@@ -146,6 +152,16 @@ struct conf_middleware {
 	struct middleware *compiled; /* owner: the config */
 };
 
+struct acme_resolver;
+
+struct conf_acme {
+	char *name;
+	int line;
+	struct conf_kv *kv; /* in file order; owner: the config */
+	size_t n_kv;
+	struct acme_resolver *compiled; /* owner: the config */
+};
+
 struct conf_admin {
 	bool enabled; /* the section exists and has listen */
 	char *listen;
@@ -163,6 +179,8 @@ struct config {
 	size_t n_certs;
 	struct conf_middleware *middlewares;
 	size_t n_middlewares;
+	struct conf_acme *acmes;
+	size_t n_acmes;
 	struct conf_entrypoint *entrypoints;
 	size_t n_entrypoints;
 	struct conf_router *routers;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "acme.h"
 #include "admin.h"
 #include "buf.h"
 #include "hello.h"
@@ -98,7 +99,7 @@ static void conn_close(struct conn *c)
 		all_conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	metrics_connection_close(c->listener->name);
+	metrics_connection_close(c->ep->conf->name);
 	free(c);
 	server.n_conns--;
 	server_conn_closed();
@@ -144,7 +145,6 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *peer
 		return;
 	}
 	c->fd = fd;
-	c->listener = l;
 	c->snap = snapshot_ref(server.snap);
 	c->ep = ep;
 	memcpy(&c->peer, peer, peer->ss_family == AF_INET6 ? sizeof(c->peer.v6) : sizeof(c->peer.v4));
@@ -466,7 +466,7 @@ static void conn_log_request(struct conn *c)
 	bool internal = c->ep->conf->is_admin;
 	if (!internal) {
 		const struct route *rt = c->rq->route;
-		metrics_request(c->listener->name, rt ? rt->name : NULL, rt ? rt->service->conf->name : NULL,
+		metrics_request(c->ep->conf->name, rt ? rt->name : NULL, rt ? rt->service->conf->name : NULL,
 				c->rq->req.method, c->rq->status, ev_time() - c->rq->started, c->tls != NULL);
 	}
 	server.requests_total++;
@@ -587,7 +587,18 @@ static bool conn_dispatch(struct conn *c)
 		conn_serve_admin(c);
 		return false;
 	}
-	if (c->ep->redirect_port && !slice_has_prefix(r->path, SLICE_LIT("/.well-known/acme-challenge/"))) {
+	static const struct slice challenge = SLICE_LIT("/.well-known/acme-challenge/");
+	if (!c->tls && slice_has_prefix(r->path, challenge)) {
+		/* HTTP-01 (RFC 8555 §8.3) is answered here, before redirects and routers */
+		struct slice token = slice_make(r->path.p + challenge.len, r->path.len - challenge.len);
+		const char *ka = acme_http01_key_authorization(token);
+		if (ka) {
+			c->rq->router = "acme";
+			conn_respond(c, 200, "text/plain", slice_cstr(ka), NULL);
+			return false;
+		}
+	}
+	if (c->ep->redirect_port && !slice_has_prefix(r->path, challenge)) {
 		respond_redirect(c);
 		return false;
 	}
@@ -640,7 +651,7 @@ static void conn_refresh_snapshot(struct conn *c)
 {
 	if (c->snap == server.snap)
 		return;
-	const struct entrypoint_rt *ep = snapshot_entrypoint(server.snap, c->listener->name);
+	const struct entrypoint_rt *ep = snapshot_entrypoint(server.snap, c->ep->conf->name);
 	if (!ep)
 		return; /* entry point removed: finish on the old one */
 	snapshot_unref(c->snap);

@@ -55,7 +55,6 @@ struct conn {
 	int fd;
 	ev_io io;
 	ev_timer timer;
-	struct listener *listener;
 	struct snapshot *snap; /* reference held; renewed between requests */
 	const struct entrypoint_rt *ep; /* within snap */
 	union {

@@ -344,7 +344,7 @@ static void finish(struct proxy_exchange *x)
 {
 	struct conn *c = x->c;
 	double seconds = ev_time() - c->rq->started;
-	metrics_request(c->listener->name, x->log.router, x->svc->conf->name, x->log.method, x->status, seconds,
+	metrics_request(c->ep->conf->name, x->log.router, x->svc->conf->name, x->log.method, x->status, seconds,
 			c->tls != NULL);
 	server.requests_total++;
 	if (accesslog_enabled()) {
@@ -518,8 +518,10 @@ static bool build_response_head(struct proxy_exchange *x, const struct http_resp
 		struct slice name = resp->fields[i].name;
 		if (is_hop_by_hop(name) || named_in_connection(resp->fields, resp->nfields, name))
 			continue;
-		/* Without a body of ours, Content-Length still describes the resource (HEAD, 304). */
-		if (slice_case_eq(name, SLICE_LIT("Content-Length")) && kind != HTTP_BODY_NONE)
+		/* Without a body of ours, Content-Length still describes the resource
+		 * (HEAD, 304); 1xx and 204 must not carry one at all (RFC 9110 §8.6). */
+		if (slice_case_eq(name, SLICE_LIT("Content-Length")) &&
+		    (kind != HTTP_BODY_NONE || resp->status == 204 || resp->status < 200))
 			continue;
 		if (c->rq->mw && middleware_drops_response_field(c->rq->mw, name))
 			continue;
@@ -570,6 +572,17 @@ static bool start_tunnel(struct proxy_exchange *x, const struct http_response *r
 	return true;
 }
 
+/* True when a Transfer-Encoding value is just "chunked" (any case, OWS). */
+static bool only_chunked(struct slice v)
+{
+	size_t a = 0, b = v.len;
+	while (a < b && (v.p[a] == ' ' || v.p[a] == '\t'))
+		a++;
+	while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t'))
+		b--;
+	return slice_case_eq(slice_make(v.p + a, b - a), SLICE_LIT("chunked"));
+}
+
 /* Parses what the upstream sent as a response head. Returns -1 after failing
  * the exchange, 0 to wait for more, 1 when the final head was handled. */
 static int handle_response_head(struct proxy_exchange *x)
@@ -610,6 +623,14 @@ static int handle_response_head(struct proxy_exchange *x)
 			x->up_in_off += (size_t)rc;
 			continue;
 		} else {
+			/* A coding we would not decode (gzip, ...) cannot be re-framed
+			 * without changing the body's meaning: refuse it. */
+			const struct http_field *te = http_find_field(resp.fields, resp.nfields, SLICE_LIT("Transfer-Encoding"));
+			if (te && !only_chunked(te->value)) {
+				log_warn("response from %s with a transfer coding other than chunked", x->server->conf->url);
+				fail(x, 502);
+				return -1;
+			}
 			x->upstream_keep_alive = resp.keep_alive;
 			x->status = resp.status;
 			if (!build_response_head(x, &resp)) {

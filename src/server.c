@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "acme.h"
 #include "buf.h"
 #include "conn.h"
 #include "health.h"
@@ -74,10 +75,18 @@ static void server_reload(void)
 	snapshot_unref(server.snap);
 	server.snap = snap;
 	server.probes = health_start(snap);
+	acme_sync(snap->acme_jobs, snap->n_acme_jobs, snap->cfg->global.state_dir);
 	log_info("configuration reloaded (generation %llu)", (unsigned long long)server.generation);
 	metrics_config_reload(true);
 	if (server.accept_paused && server.n_conns < server.max_conns && !ev_is_active(&server.accept_retry))
 		listener_resume_all();
+}
+
+/* acme.c obtained or renewed a certificate: load it like any configuration change. */
+void acme_on_certificate(void)
+{
+	log_info("acme: new certificate; reloading");
+	server_reload();
 }
 
 static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents)
@@ -195,6 +204,7 @@ static int drop_privileges(const struct conf_global *g)
 static void server_cleanup(void)
 {
 	watch_stop();
+	acme_shutdown();
 	health_stop(server.probes);
 	server.probes = NULL;
 	listener_close_all();
@@ -249,6 +259,7 @@ int server_run(const char *config_path)
 	ev_init(&server.accept_retry, on_accept_retry);
 	upgrade_close_unused();
 	server.probes = health_start(server.snap);
+	acme_sync(server.snap->acme_jobs, server.snap->n_acme_jobs, server.snap->cfg->global.state_dir);
 	if (cfg->global.watch && watch_start(config_path, server_reload) < 0)
 		log_warn("watch: file watching unavailable; reload with SIGHUP");
 	if (getuid() == 0 && !cfg->global.user)

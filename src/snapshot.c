@@ -2,6 +2,7 @@
  * Rules were compiled during validation; the snapshot only orders and links them. */
 #include "snapshot.h"
 
+#include "acme.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -76,6 +77,21 @@ struct snapshot *snapshot_build(struct config *cfg, uint64_t generation, struct 
 		    !(s->services[i].group = upstream_group_new(&cfg->services[i])))
 			goto fail;
 	}
+	/* ACME jobs point into the config, which the snapshot owns. */
+	s->acme_jobs = calloc(cfg->n_routers ? cfg->n_routers : 1, sizeof(*s->acme_jobs));
+	if (!s->acme_jobs)
+		goto fail;
+	for (size_t i = 0; i < cfg->n_routers; i++) {
+		const struct conf_router *r = &cfg->routers[i];
+		if (!r->acme || r->n_acme_domains == 0)
+			continue;
+		s->acme_jobs[s->n_acme_jobs++] = (struct acme_job){
+			.resolver = r->acme,
+			.router = r->name,
+			.domains = (const char *const *)r->acme_domains,
+			.n_domains = r->n_acme_domains,
+		};
+	}
 	bool any_tls = false;
 	for (size_t i = 0; i < cfg->n_entrypoints; i++)
 		any_tls = any_tls || cfg->entrypoints[i].tls;
@@ -130,6 +146,7 @@ void snapshot_unref(struct snapshot *s)
 		upstream_group_free(s->services[i].group);
 	free(s->services);
 	tls_store_free(s->tls);
+	free(s->acme_jobs);
 	config_free(s->cfg);
 	free(s);
 }

@@ -11,6 +11,7 @@
 
 struct upstream_group;
 struct tls_store;
+struct acme_job;
 
 struct service_rt {
 	const struct conf_service *conf;
@@ -44,6 +45,8 @@ struct snapshot {
 	struct service_rt *services;
 	size_t n_services;
 	struct tls_store *tls; /* when an entry point terminates TLS; owner: the snapshot */
+	struct acme_job *acme_jobs; /* routers with tls_resolver; owner: the snapshot */
+	size_t n_acme_jobs;
 };
 
 /* Compiles cfg into a snapshot that takes ownership of it (also on failure);

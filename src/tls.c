@@ -7,6 +7,8 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +16,7 @@
 
 #include <bearssl.h>
 
+#include "acme.h"
 #include "log.h"
 #include "rand.h"
 #include "tls_ca.h"
@@ -33,7 +36,8 @@ struct tls_conn {
 static br_ssl_session_cache_lru session_cache;
 static unsigned char *session_store; /* owner: this module, for the process lifetime */
 
-static const char *alpn_names[] = { "http/1.1" };
+/* http/1.1 first: BearSSL picks by our order. acme-tls/1 only for TLS-ALPN-01. */
+static const char *alpn_names[] = { "http/1.1", "acme-tls/1" };
 
 /* The hash for our signature, from the client's list (bit n = hash id n):
  * SHA-256 first, then the larger ones, SHA-1 last. 0 when none is shared. */
@@ -94,9 +98,17 @@ static int policy_choose(const br_ssl_server_policy_class **pctx, const br_ssl_s
 			client_types |= 1u << BR_KEYTYPE_RSA;
 	}
 	const char *sni = br_ssl_engine_get_server_name(&cc->eng);
-	const struct tls_cert *cert = tls_cert_pick(t->store->certs, t->store->n, sni, client_types);
-	if (!cert)
-		cert = t->store->fallback;
+	const char *alpn = br_ssl_engine_get_selected_protocol((br_ssl_engine_context *)&cc->eng);
+	const struct tls_cert *cert;
+	if (alpn && strcmp(alpn, "acme-tls/1") == 0) {
+		/* RFC 8737: only the challenge certificate, only for a pending challenge */
+		if (!(cert = acme_tls_alpn_cert(sni)))
+			return 0;
+	} else {
+		cert = tls_cert_pick(t->store->certs, t->store->n, sni, client_types);
+		if (!cert)
+			cert = t->store->fallback;
+	}
 	if (!cert)
 		return 0;
 
@@ -187,7 +199,7 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 	if (store->compatible)
 		br_ssl_engine_set_default_aes_cbc(eng);
 	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf, sizeof(t->obuf));
-	br_ssl_engine_set_protocol_names(eng, alpn_names, 1);
+	br_ssl_engine_set_protocol_names(eng, alpn_names, 2);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	t->policy = &policy_vtable;
 	br_ssl_server_set_policy(sc, &t->policy);
@@ -358,6 +370,39 @@ void tls_close_notify(struct tls_conn *t, int fd)
 	send_records(t, fd);
 }
 
+/* Certificates that ACME obtained (state_dir/acme/RESOLVER/<first-domain>.crt):
+ * loaded when present; until then, and if one does not load, the default one
+ * answers (ACME retries in the background, and never deletes a working one). */
+static void load_acme_certs(const struct config *cfg, struct tls_store *s)
+{
+	for (size_t i = 0; i < cfg->n_routers; i++) {
+		const struct conf_router *r = &cfg->routers[i];
+		if (!r->acme || r->n_acme_domains == 0)
+			continue;
+		char base[300], crt[PATH_MAX], key[PATH_MAX], err[256];
+		snprintf(base, sizeof(base), "%s", r->acme_domains[0]);
+		if (base[0] == '*')
+			base[0] = '_'; /* acme.c writes wildcard names so */
+		snprintf(crt, sizeof(crt), "%s/acme/%s/%s.crt", cfg->global.state_dir, r->tls_resolver, base);
+		snprintf(key, sizeof(key), "%s/acme/%s/%s.key", cfg->global.state_dir, r->tls_resolver, base);
+		if (access(crt, R_OK) != 0)
+			continue;
+		struct tls_cert *c = calloc(1, sizeof(*c));
+		struct tls_cert **grown = c ? realloc(s->certs, (s->n + 2) * sizeof(*grown)) : NULL;
+		if (!grown) {
+			free(c);
+			return;
+		}
+		s->certs = grown;
+		if (tls_cert_load(r->name, crt, key, c, err, sizeof(err)) < 0) {
+			log_warn("acme certificate of router %s does not load: %s", r->name, err);
+			free(c);
+			continue;
+		}
+		s->certs[s->n++] = c;
+	}
+}
+
 struct tls_store *tls_store_load(const struct config *cfg, bool generate_default, struct conf_errors *errs)
 {
 	struct tls_store *s = calloc(1, sizeof(*s));
@@ -389,6 +434,7 @@ struct tls_store *tls_store_load(const struct config *cfg, bool generate_default
 	}
 	if (!ok)
 		goto fail;
+	load_acme_certs(cfg, s);
 	if (ct->client_ca) {
 		char err[256];
 		s->client_ca = calloc(1, sizeof(*s->client_ca));

@@ -6,8 +6,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "server.h"
 #include "rule.h"
 #include "test.h"
+
+/* acme.c (linked through config.c's [acme] validation) refers to the server. */
+struct server server;
 
 static char path[64];
 
