@@ -4,7 +4,7 @@
 # harness, clang + its runtime for fuzzing, nginx for the benchmark and as an
 # upstream, Go for the backend that tests/backend/main.go holds.
 set -eu
-pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium"
+pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
