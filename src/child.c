@@ -104,7 +104,12 @@ static void child_reset_signals(void)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	/* Every disposition back to its default: what we (SIGPIPE) or whoever
+	 * started us (a shell ignores SIGINT/SIGQUIT in background jobs) ignored
+	 * would otherwise be inherited by the hook. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 }
 
 /* In the child before exec: the hook must not inherit listening sockets or

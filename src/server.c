@@ -240,7 +240,12 @@ int server_run(const char *config_path)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	/* Signals are caught before anything listens: a client or supervisor that
-	 * sees the port open may signal at once. */
+	 * sees the port open may signal at once. An ignored disposition inherited
+	 * from the parent (a shell's background job ignores SIGINT) would discard
+	 * them before libev's signalfd sees them: back to defaults first. */
+	static const int caught[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		signal(caught[i], SIG_DFL);
 	ev_signal_init(&server.sig_hup, on_signal, SIGHUP);
 	ev_signal_init(&server.sig_term, on_signal, SIGTERM);
 	ev_signal_init(&server.sig_int, on_signal, SIGINT);
