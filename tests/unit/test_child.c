@@ -89,7 +89,11 @@ static void test_exec(void)
 	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	CHECK(r.done && !strstr(r.out, "got-input"));
 	CHECKF(strstr(r.out, "SigBlk:\t0000000000000000"), "%s", r.out);
-	CHECKF(strstr(r.out, "SigIgn:\t0000000000000000"), "%s", r.out);
+	/* glibc (this test's libc) reserves signals 32 and 33 and refuses to change
+	 * their disposition; whatever ignored them before us still does. */
+	const char *ign = strstr(r.out, "SigIgn:\t");
+	unsigned long long ign_mask = ign ? strtoull(ign + 8, NULL, 16) : ~0ULL;
+	CHECKF((ign_mask & ~0x180000000ULL) == 0, "%s", r.out);
 
 	/* a program that does not exist */
 	memset(&r, 0, sizeof(r));
