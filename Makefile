@@ -176,6 +176,6 @@ distclean:
 	rm -rf build state
 
 # Cross builds, emulated tests, release files, firmware (issue 9).
--include tools/cross.mk
+include tools/cross.mk
 include tests/acme.mk
 include tools/asan.mk

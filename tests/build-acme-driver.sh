@@ -13,7 +13,7 @@ srcs="tests/acme_driver.c src/acme.c src/acme_config.c src/acme_roots.c src/chil
 	src/fsutil.c src/http_client.c src/json.c src/jws.c src/http_parse.c src/strbuf.c
 	src/rand.c src/log.c src/tls_cert.c src/confval.c"
 # shellcheck disable=SC2086
-"$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
+$cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
 	-Os -g -I"$deps/include" -Isrc -DEDGEPROXY_VERSION="\"$version\"" -static $srcs \
 	-L"$deps/lib" -lbearssl -lev -o "$out"
 echo "$out"

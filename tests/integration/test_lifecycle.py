@@ -263,6 +263,8 @@ def test_runs_as_configured_user(tmp_path):
     port = free_port()
     os.chmod(tmp_path, 0o755)
     with EdgeProxy(routed_config(port, "one", extra_global="user = nobody"), port) as p:
+        # the port opens before the switch: wait for the log line that follows it
+        assert wait_for(lambda: "running as uid" in p.output(), 5)
         with open(f"/proc/{p.proc.pid}/status") as f:
             status = f.read()
         uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import BIN, EdgeProxy, HttpConn, free_port, request, run_cli
+from harness import wait_port, BIN, EdgeProxy, HttpConn, free_port, request, run_cli
 from upstream import Upstream, pattern_sha256
 
 MiB = 1 << 20
@@ -784,6 +784,7 @@ def test_redirect_to_tls_entrypoint(pki, edge, method, target, host, location):
 def test_acme_challenge_is_not_redirected(pki, edge):
     web = free_port()
     edge(redirect_config(pki, web))
+    assert wait_port(web)  # the harness waited for the TLS port only
     st, hdrs, body = request(web, path="/.well-known/acme-challenge/tok123", host="site.example")
     assert st == 200 and "location" not in hdrs, (st, hdrs)
     assert body.decode().startswith(f"{HELLO} @ site.example")
