@@ -28,10 +28,10 @@ round() {
 	local url=$1; shift
 	local b a r
 	b=$(ticks "$@")
-	r=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+	r=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url" 2>&1 | awk '/Requests\/sec/ {print $2}')
 	a=$(ticks "$@")
 	awk -v r="$r" -v d="$DURATION" -v t="$((a - b))" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN {printf "%.0f %.0f\n", r, t > 0 ? r * d / (t / hz) : 0}'
+		'BEGIN {printf "%.0f %.0f\n", r, (t > 0) ? r * d / (t / hz) : 0}'
 }
 measure() { # NAME URL PIDS...
 	local name=$1 url=$2; shift 2
