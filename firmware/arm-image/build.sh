@@ -9,7 +9,9 @@
 # busybox-static:arm64 from Debian bookworm with `apt-get download`, through a
 # throwaway apt configuration (its own lists and cache; the system's apt state is
 # not touched; apt checks the .debs against the signed indexes).
-# ARM_IMAGE_MIRROR overrides http://deb.debian.org (debian + debian-security).
+# The archive is the one this machine's apt already uses (its sources list), so no
+# host is named here; ARM_IMAGE_MIRROR (base URL holding debian/ and
+# debian-security/) overrides it.
 #
 # The initramfs holds only: busybox (init, sh, ip, insmod, mount), the four kernel
 # modules for a virtio network interface, /etc/inittab and /etc/init.d/rcS,
@@ -20,7 +22,16 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BIN=${1:-$ROOT/build/aarch64/edgeproxy}
 OUT=$ROOT/build/arm-image
 DL=$OUT/dl
-MIRROR=${ARM_IMAGE_MIRROR:-http://deb.debian.org}
+# The first Debian archive in the machine's own apt sources (deb822 or one-line),
+# without its trailing /debian path (the sources below add it back).
+system_mirror() {
+	local uri
+	uri=$(grep -hoE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | awk '{print $2}')
+	[ -n "$uri" ] || uri=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+	printf '%s' "${uri%/debian*}"
+}
+MIRROR=${ARM_IMAGE_MIRROR:-$(system_mirror)}
+[ -n "$MIRROR" ] || { echo "build.sh: no Debian archive in the apt sources; set ARM_IMAGE_MIRROR" >&2; exit 1; }
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 MODULES="virtio_mmio failover net_failover virtio_net"
 
