@@ -13,12 +13,6 @@
 
 struct rule;
 
-/* A repeatable key's values, each with its line (for later error reports). */
-struct conf_lines {
-	char **values; /* owner: the config */
-	int *lines;
-	size_t n;
-};
 
 enum conf_access_format { ACCESS_LOG_COMMON, ACCESS_LOG_JSON };
 
