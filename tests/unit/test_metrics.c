@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "metrics.h"
@@ -404,7 +405,69 @@ static void test_promtool(void)
 	snapshot_unref(snap);
 }
 
+/* Counts requests in store `store` from a forked process (a worker), which then
+ * exits with a connection still open. */
+static void count_in_child(size_t store, int requests)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		metrics_attach(store);
+		for (int i = 0; i < requests; i++)
+			metrics_request("web", "api", "app", GET, 200, 0.02, false);
+		metrics_connection_open("web");
+		_exit(0);
+	}
+	int status = 0;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Workers: each process counts in its own shared store; /metrics in any of them
+ * shows the sum; a replaced worker's store carries on; reload counts are the
+ * supervisor's. Runs last: the mapping stays for the rest of the process. */
+static void test_shared_stores(void)
+{
+	metrics_reset();
+	metrics_config_reload(true); /* before sharing: carried into the shared figures */
+	CHECK(metrics_share(3) == 0);
+	count_in_child(0, 2);
+	count_in_child(1, 3);
+	/* a store with hundreds of names and series grows its tables in the arena */
+	pid_t pid = fork();
+	if (pid == 0) {
+		metrics_attach(2);
+		char name[32];
+		for (int i = 0; i < 300; i++) {
+			snprintf(name, sizeof(name), "svc%d", i);
+			metrics_request("web", "r", name, GET, 200 + i % 3, 0.001, false);
+		}
+		metrics_config_reload(false); /* a worker's own reloads are not the supervisor's */
+		_exit(0);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	char *t = render(NULL);
+	CHECK(has_line(t, "edgeproxy_service_requests_total{service=\"app\",code=\"200\",method=\"GET\"} 5"));
+	CHECK(has_line(t, "edgeproxy_entrypoint_request_duration_seconds_count{entrypoint=\"web\"} 305"));
+	CHECK(has_line(t, "edgeproxy_service_requests_total{service=\"svc299\",code=\"202\",method=\"GET\"} 1"));
+	CHECK(has_line(t, "edgeproxy_open_connections{entrypoint=\"web\"} 2"));
+	CHECK(has_line(t, "edgeproxy_config_reloads_total 1"));
+	CHECK(has_line(t, "edgeproxy_config_reloads_failure_total 0"));
+	free(t);
+	uint64_t req, err;
+	metrics_service_totals("app", &req, &err);
+	CHECK(req == 5 && err == 0);
+
+	metrics_release(0); /* worker 0 exited: its connection is gone */
+	count_in_child(0, 1); /* its replacement carries on and opens one */
+	metrics_config_reload(true);
+	t = render(NULL);
+	CHECK(has_line(t, "edgeproxy_service_requests_total{service=\"app\",code=\"200\",method=\"GET\"} 6"));
+	CHECK(has_line(t, "edgeproxy_open_connections{entrypoint=\"web\"} 2"));
+	CHECK(has_line(t, "edgeproxy_config_reloads_total 2"));
+	free(t);
+}
+
 TEST_MAIN("metrics", TEST(test_request_series), TEST(test_histogram), TEST(test_bounded_values),
 	  TEST(test_escaping), TEST(test_overflow), TEST(test_connections), TEST(test_reloads),
 	  TEST(test_process), TEST(test_snapshot_gauges), TEST(test_no_allocation_for_known_series),
-	  TEST(test_promtool))
+	  TEST(test_promtool), TEST(test_shared_stores))
