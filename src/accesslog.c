@@ -81,6 +81,30 @@ void accesslog_reopen(void)
 	log_fd = fd;
 }
 
+void accesslog_detach_loop(void)
+{
+	if (log_loop) {
+		ev_ref(log_loop);
+		ev_prepare_stop(log_loop, &flush_watcher);
+		log_loop = NULL;
+	}
+}
+
+void accesslog_attach_loop(struct ev_loop *loop)
+{
+	if (log_fd < 0)
+		return;
+	log_loop = loop;
+	ev_prepare_init(&flush_watcher, on_prepare);
+	ev_prepare_start(loop, &flush_watcher);
+	ev_unref(loop);
+}
+
+int accesslog_fd(void)
+{
+	return log_fd;
+}
+
 bool accesslog_enabled(void)
 {
 	return log_fd >= 0;

@@ -33,5 +33,11 @@ bool accesslog_enabled(void);
 void accesslog_write(const struct access_record *r);
 void accesslog_flush(void);
 void accesslog_close(void);
+/* In a worker just forked, before the supervisor's loop is destroyed and after the
+ * worker's is made: the open log carries on, flushed from the new loop. */
+void accesslog_detach_loop(void);
+void accesslog_attach_loop(struct ev_loop *loop);
+/* The descriptor a worker keeps open (-1: none). */
+int accesslog_fd(void);
 
 #endif

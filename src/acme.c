@@ -18,6 +18,7 @@
  * logs the CA's problem document and retries with exponential backoff (honouring
  * Retry-After); files that work are never removed. */
 #include "acme.h"
+#include "acme_board.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -164,6 +165,7 @@ struct acme_order {
 
 static struct acme_account *accounts;
 static struct acme_order *orders;
+static bool forgotten; /* a worker: see acme_forget() */
 
 /* TLS-ALPN-01 certificates whose challenge ended, freed once no handshake can use them. */
 struct retired {
@@ -295,6 +297,10 @@ static void chal_clear(struct acme_order *o, bool remove_record)
 		hook_del_detached(o);
 	if (c->alpn)
 		retire_cert(c->alpn);
+	if (c->type == ACME_HTTP01 && c->keyauth)
+		acme_board_withdraw(c->token);
+	else if (c->type == ACME_TLSALPN01 && c->alpn)
+		acme_board_withdraw(c->domain);
 	free(c->url);
 	free(c->token);
 	free(c->keyauth);
@@ -306,22 +312,22 @@ static void chal_clear(struct acme_order *o, bool remove_record)
 
 const char *acme_http01_key_authorization(struct slice token)
 {
-	for (struct acme_order *o = orders; o; o = o->next)
+	for (struct acme_order *o = forgotten ? NULL : orders; o; o = o->next)
 		if (o->ch.type == ACME_HTTP01 && o->ch.keyauth &&
 		    slice_eq(token, slice_cstr(o->ch.token)))
 			return o->ch.keyauth;
-	return NULL;
+	return acme_board_http01(token); /* a worker: the supervisor runs the orders */
 }
 
 const struct tls_cert *acme_tls_alpn_cert(const char *sni)
 {
 	if (!sni)
 		return NULL;
-	for (struct acme_order *o = orders; o; o = o->next)
+	for (struct acme_order *o = forgotten ? NULL : orders; o; o = o->next)
 		if (o->ch.type == ACME_TLSALPN01 && o->ch.alpn && o->ch.domain &&
 		    strcasecmp(o->ch.domain, sni) == 0)
 			return o->ch.alpn;
-	return NULL;
+	return acme_board_alpn(sni);
 }
 
 /* ---- order plumbing ------------------------------------------------------------------ */
@@ -1131,6 +1137,7 @@ static int make_alpn_cert(struct acme_order *o, const unsigned char digest[32])
 		o->ch.alpn = c;
 		c = NULL;
 		rc = 0;
+		acme_board_post_alpn(o->ch.domain, cert_pem, cert_len, key_pem, key_len);
 	}
 	free(c);
 	free(der);
@@ -1163,6 +1170,7 @@ static void answer_challenge(struct acme_order *o)
 
 	switch (o->ch.type) {
 	case ACME_HTTP01:
+		acme_board_post_http01(o->ch.token, o->ch.keyauth);
 		respond_challenge(o);
 		return;
 	case ACME_TLSALPN01:
@@ -1672,6 +1680,8 @@ static char **merged_domains(const struct acme_job *jobs, size_t n, const struct
 
 void acme_sync(const struct acme_job *jobs, size_t n, const char *state_dir)
 {
+	if (forgotten)
+		return;
 	for (struct acme_account *a = accounts; a; a = a->next)
 		a->used = false;
 	for (struct acme_order *o = orders; o; o = o->next)
@@ -1756,8 +1766,15 @@ void acme_sync(const struct acme_job *jobs, size_t n, const char *state_dir)
 	}
 }
 
+void acme_forget(void)
+{
+	forgotten = true; /* the copies stay reachable from the statics: no leak reports */
+}
+
 void acme_shutdown(void)
 {
+	if (forgotten)
+		return;
 	if (server.loop)
 		ev_timer_stop(loop(), &notify_timer);
 	while (accounts) {

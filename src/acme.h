@@ -86,6 +86,11 @@ void acme_sync(const struct acme_job *jobs, size_t n, const char *state_dir);
 /* Stops every order and frees everything (at exit, for leak checkers). */
 void acme_shutdown(void);
 
+/* In a worker just forked: the accounts and orders are the supervisor's (copied
+ * by fork; their watchers belong to its loop): from now on acme_sync and
+ * acme_shutdown do nothing and the challenge lookups read acme_board.h. */
+void acme_forget(void);
+
 /* Provided by the program (server.c): a new certificate is in state_dir; load it.
  * Called from a timer of acme.c's own (never from inside acme_sync or an order's
  * callbacks), so it may rebuild the snapshot and call acme_sync. acme.c has a weak

@@ -538,9 +538,6 @@ static void finish_section(struct parse_state *st)
 		break;
 	}
 	case SEC_GLOBAL:
-		if (cfg->global.workers != 1)
-			conf_error(st->errs, f, key_line(st, "workers"),
-				   "workers: this build runs one worker process (workers = 1)");
 		if (strcmp(cfg->global.access_log, "") == 0)
 			conf_error(st->errs, f, key_line(st, "access_log"), "access_log: empty (use off)");
 		break;

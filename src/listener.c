@@ -102,9 +102,30 @@ static void listener_free(struct listener *l)
 	free(l);
 }
 
+/* A worker serves the sockets it inherited: it cannot bind (privileges are gone,
+ * and the supervisor's socket is the one to share), so a configuration asking for
+ * another entry point or address is refused; the supervisor starts new workers for
+ * it. */
+static bool worker_can_serve(const struct snapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_entrypoints; i++) {
+		const struct conf_entrypoint *ep = snap->entrypoints[i].conf;
+		const struct listener *l = find_listener(ep->name);
+		if (!l || !same_addr(l, ep)) {
+			log_error("entrypoint %s: not open in this worker; the supervisor starts new workers for it",
+				  ep->name);
+			return false;
+		}
+	}
+	return true;
+}
+
 int listener_sync(struct snapshot *snap)
 {
 	struct listener *fresh = NULL;
+	int changes = 0;
+	if (server.role == ROLE_WORKER && !worker_can_serve(snap))
+		return -1;
 	/* Phase 1: bind what is new, touching nothing that exists. */
 	for (size_t i = 0; i < snap->n_entrypoints; i++) {
 		const struct conf_entrypoint *ep = snap->entrypoints[i].conf;
@@ -140,6 +161,7 @@ int listener_sync(struct snapshot *snap)
 		*pp = l->next;
 		log_info("entrypoint %s: closing listener", l->name);
 		listener_free(l);
+		changes++;
 		if (ep) {
 			int fd = bind_socket(&ep->conf->addr, ep->conf->addrlen, ep->conf->name);
 			if (fd < 0)
@@ -164,11 +186,12 @@ int listener_sync(struct snapshot *snap)
 		l->io.data = l;
 		l->next = server.listeners;
 		server.listeners = l;
-		if (!server.accept_paused && !server.stopping)
+		changes++;
+		if (!server.accept_paused && !server.stopping && server.role != ROLE_SUPERVISOR)
 			ev_io_start(server.loop, &l->io);
 		log_info("entrypoint %s: listening on %s", l->name, snapshot_entrypoint(snap, l->name)->conf->listen);
 	}
-	return 0;
+	return changes;
 fail:
 	while (fresh) {
 		struct listener *l = fresh;
@@ -178,6 +201,16 @@ fail:
 		free(l);
 	}
 	return -1;
+}
+
+void listener_attach_loop(void)
+{
+	for (struct listener *l = server.listeners; l; l = l->next) {
+		ev_io_init(&l->io, on_accept, l->fd, EV_READ);
+		l->io.data = l;
+		if (!server.accept_paused)
+			ev_io_start(server.loop, &l->io);
+	}
 }
 
 void listener_pause_all(void)
@@ -190,7 +223,7 @@ void listener_pause_all(void)
 void listener_resume_all(void)
 {
 	server.accept_paused = false;
-	if (server.stopping)
+	if (server.stopping || server.role == ROLE_SUPERVISOR)
 		return;
 	for (struct listener *l = server.listeners; l; l = l->next)
 		ev_io_start(server.loop, &l->io);

@@ -10,6 +10,12 @@
 
 static enum log_level current_level = LOG_INFO;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static char origin[32];
+
+void log_set_origin(const char *o)
+{
+	snprintf(origin, sizeof(origin), "%s", o ? o : "");
+}
 
 void log_set_level(enum log_level level)
 {
@@ -39,7 +45,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "%-5s ", level_names[level]);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "%-5s %s%s", level_names[level], origin,
+			      origin[0] ? ": " : "");
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -10,6 +10,9 @@ enum log_level log_get_level(void);
 /* "error", "warn", "info", "debug" -> level; -1 if unknown. */
 int log_level_parse(const char *name);
 
+/* Names the process in every later line ("worker 2"); NULL: none (the default). */
+void log_set_origin(const char *origin);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

@@ -22,7 +22,13 @@ struct listener {
 	struct listener *next;
 };
 
+/* One process serves (workers = 1); or a supervisor holds the listeners, the
+ * configuration and the ACME orders while forked workers serve (workers.h). */
+enum server_role { ROLE_SINGLE, ROLE_SUPERVISOR, ROLE_WORKER };
+
 struct server {
+	enum server_role role;
+	unsigned worker; /* a worker's number, from 0 */
 	struct ev_loop *loop;
 	struct snapshot *snap; /* current configuration; the server holds one reference */
 	const char *config_path;
@@ -55,5 +61,13 @@ int server_run(const char *config_path);
 
 /* A connection closed: accept may resume, a graceful stop may finish. */
 void server_conn_closed(void);
+
+/* The life of a worker, in the child right after the supervisor forked it: drops
+ * the supervisor's watchers and descriptors, makes its own event loop, counts its
+ * metrics in shared store `store`, serves until stopped, and exits. */
+void server_worker_main(unsigned worker, size_t store) __attribute__((noreturn));
+
+/* The supervisor's graceful stop is over (every worker has exited). */
+void server_supervisor_done(void);
 
 #endif

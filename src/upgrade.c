@@ -154,6 +154,20 @@ static void on_child_exit(struct ev_loop *loop, ev_child *w, int revents)
 	}
 }
 
+void upgrade_forget(void)
+{
+	if (child_pid) {
+		ev_io_stop(server.loop, &child_io);
+		ev_child_stop(server.loop, &child_watch);
+	}
+	if (child_pipe >= 0)
+		close(child_pipe);
+	if (ready_fd >= 0)
+		close(ready_fd);
+	child_pipe = ready_fd = -1;
+	child_pid = 0;
+}
+
 void upgrade_start(void (*on_ready)(void))
 {
 	if (child_pid) {

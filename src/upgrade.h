@@ -19,5 +19,8 @@ void upgrade_report_ready(void);
 
 /* SIGUSR2: starts the new binary; on_ready runs when it serves. */
 void upgrade_start(void (*on_ready)(void));
+/* In a worker just forked: the upgrade state is the supervisor's (its watchers are
+ * stopped on the supervisor's loop, which the worker is about to destroy). */
+void upgrade_forget(void);
 
 #endif

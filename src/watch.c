@@ -83,6 +83,11 @@ int watch_start(const char *path, void (*on_change)(void))
 	return 0;
 }
 
+void watch_forget(void)
+{
+	inotify_fd = -1; /* the descriptor itself goes with the worker's inherited ones */
+}
+
 void watch_stop(void)
 {
 	if (inotify_fd < 0)

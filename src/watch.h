@@ -8,5 +8,8 @@
  * is unavailable (SIGHUP still works). */
 int watch_start(const char *path, void (*on_change)(void));
 void watch_stop(void);
+/* In a worker just forked: the supervisor's watch is not ours (its watchers belong
+ * to the supervisor's loop); watch_stop becomes a no-op. */
+void watch_forget(void);
 
 #endif

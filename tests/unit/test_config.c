@@ -128,10 +128,17 @@ static void test_every_error_has_its_line(void)
 	conf_errors_free(&errs);
 }
 
-static void test_workers_beyond_one_are_refused(void)
+static void test_workers(void)
 {
 	struct conf_errors errs = { 0 };
 	struct config *cfg = load("[global]\nworkers = auto\n[entrypoint web]\nlisten = :80\n", &errs);
+	CHECK(cfg && cfg->global.workers == 0); /* auto: one per CPU */
+	config_free(cfg);
+	cfg = load("[global]\nworkers = 4\n[entrypoint web]\nlisten = :80\n", &errs);
+	CHECK(cfg && cfg->global.workers == 4);
+	config_free(cfg);
+	CHECK(errs.n == 0);
+	cfg = load("[global]\nworkers = 257\n[entrypoint web]\nlisten = :80\n", &errs);
 	CHECK(cfg == NULL);
 	CHECK(has_error(&errs, 2, "workers"));
 	dump(&errs);
@@ -201,6 +208,6 @@ static void test_server_lines(void)
 	conf_errors_free(&errs);
 }
 
-TEST_MAIN("config", TEST(test_valid_config_and_defaults), TEST(test_workers_beyond_one_are_refused), TEST(test_every_error_has_its_line),
+TEST_MAIN("config", TEST(test_valid_config_and_defaults), TEST(test_workers), TEST(test_every_error_has_its_line),
 	  TEST(test_missing_required_keys), TEST(test_rule_error_column), TEST(test_no_entrypoint_and_outside_section),
 	  TEST(test_server_lines))
