@@ -9,7 +9,7 @@ deps=build/$target/deps
 cc=$(sed -n 's/^CC := //p' "$deps/toolchain.mk")
 version=$(sed -n 's/^VERSION := //p' Makefile)
 out=build/$target/acme_driver
-srcs="tests/acme_driver.c src/acme.c src/acme_config.c src/acme_roots.c src/child.c src/csr.c src/der.c
+srcs="tests/acme_driver.c src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/child.c src/csr.c src/der.c
 	src/fsutil.c src/http_client.c src/json.c src/jws.c src/http_parse.c src/strbuf.c
 	src/rand.c src/log.c src/tls_cert.c src/confval.c"
 # shellcheck disable=SC2086

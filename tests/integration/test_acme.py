@@ -13,6 +13,7 @@ check` accepts [acme] sections, and are skipped with that reason until then."""
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -647,6 +648,60 @@ type = hello
         assert "tls-alpn-01 validated alpn.test.example" in ep.output()
         # with no challenge pending, acme-tls/1 handshakes are refused (RFC 8737 §3:
         # that protocol is for validation only)
+        assert alpn_probe(pebble.tls_port, "alpn.test.example") == "refused"
+
+
+def test_edgeproxy_acme_with_workers(pebble, tmp_path):
+    """workers = 2: the supervisor runs each order once; the workers, which serve
+    the entry points, answer http-01 and tls-alpn-01 from the shared board."""
+    ok, why = proxy_accepts_acme(tmp_path)
+    if not ok:
+        pytest.skip(why)
+    conf = f"""
+[global]
+state_dir = {{dir}}/state
+workers = 2
+
+[entrypoint web]
+listen = 127.0.0.1:{pebble.http_port}
+
+[entrypoint websecure]
+listen = 127.0.0.1:{pebble.tls_port}
+tls = on
+
+[acme le]
+ca = {pebble.directory}
+ca_root = {pebble.ca_root}
+entrypoint = web
+
+[acme alpn]
+ca = {pebble.directory}
+ca_root = {pebble.ca_root}
+challenge = tls-alpn-01
+
+[router app]
+rule = Host(`test.example`)
+service = hello
+tls_resolver = le
+
+[router alpn]
+rule = Host(`alpn.test.example`)
+service = hello
+tls_resolver = alpn
+
+[service hello]
+type = hello
+"""
+    with EdgeProxy(conf, port=pebble.tls_port) as ep:
+        wait_served(pebble.tls_port, "test.example", pebble.root_pem, ep)
+        wait_served(pebble.tls_port, "alpn.test.example", pebble.root_pem, ep)
+        out = ep.output()
+        assert "supervising 2 workers" in out
+        # one order each, run by the supervisor (worker lines carry "worker N:")
+        assert len(re.findall(r"info  acme \w+: .*http-01 validated test\.example", out)) == 1, out
+        assert len(re.findall(r"info  acme \w+: .*tls-alpn-01 validated alpn\.test\.example", out)) == 1, out
+        assert not re.search(r"worker \d: acme", out), out
+        # the challenge certificate is gone from the board once validated
         assert alpn_probe(pebble.tls_port, "alpn.test.example") == "refused"
 
 
