@@ -225,3 +225,24 @@ def test_workers_end_with_a_killed_supervisor():
         p.proc.kill()
         p.proc.wait(5)
         assert wait_for(lambda: not any(os.path.exists(f"/proc/{k}") for k in kids), 10)
+
+
+def test_workers_run_as_configured_user(tmp_path):
+    import pwd
+    import pytest
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch users")
+    nobody = pwd.getpwnam("nobody")
+    port = free_port()
+    with EdgeProxy(workers_config(port, extra="user = nobody"), port) as p:
+        kids = wait_children(p.proc.pid, 2)
+        for pid in [p.proc.pid] + kids:
+            with open(f"/proc/{pid}/status") as f:
+                uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", f.read(), re.M).groups()
+            assert uids == (str(nobody.pw_uid),) * 3, pid
+        assert request(port)[0] == 200
+        # a worker restarted by the unprivileged supervisor serves too
+        os.kill(kids[0], signal.SIGKILL)
+        assert wait_for(lambda: len(children(p.proc.pid)) == 2 and kids[0] not in children(p.proc.pid), 5)
+        for _ in range(4):
+            assert request(port)[0] == 200
