@@ -240,6 +240,7 @@ static void server_cleanup(void)
 	snapshot_unref(server.snap);
 	server.snap = NULL;
 	buf_pool_drain();
+	tls_buffers_drain();
 }
 
 static const int caught_signals[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };

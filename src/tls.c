@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,14 +25,117 @@
 
 #define TLS_OUT_BUF (8192 + 85) /* record payload up to 8 KiB + header and MAC/tag */
 
+/* ---- record buffers, lent only while a connection has records in flight ----------
+ * BearSSL's input buffer must hold a whole 16 KiB record and is most of what a TLS
+ * connection costs. An engine that waits for the next record header with nothing
+ * received, and has no output accumulated or queued, needs neither buffer's
+ * contents: it gives both back ("parks") and takes a pair again before the next
+ * read or write. Its pointers then aim at `parking`, which is never read or
+ * written (every engine call that touches a buffer is preceded by tls_unpark);
+ * state queries only compare those pointers. An idle keep-alive TLS connection
+ * thus holds the engine context alone. */
+struct tls_bufs {
+	unsigned char in[BR_SSL_BUFSIZE_INPUT];
+	unsigned char out[TLS_OUT_BUF];
+	struct tls_bufs *next; /* in the free list */
+};
+
+#define FREE_BUFS_MAX 32 /* pairs kept for reuse; more go back to the system */
+
+/* The engine's iomode for "records in both directions" (BearSSL's inner.h, which
+ * the public header does not export). */
+#define ENGINE_IO_INOUT 3
+
+static struct tls_bufs *free_bufs;
+static size_t n_free_bufs;
+static struct tls_bufs parking;
+
+static struct tls_bufs *bufs_get(void)
+{
+	struct tls_bufs *b = free_bufs;
+	if (b) {
+		free_bufs = b->next;
+		n_free_bufs--;
+		return b;
+	}
+	void *m = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void bufs_put(struct tls_bufs *b)
+{
+	if (n_free_bufs < FREE_BUFS_MAX) {
+		b->next = free_bufs;
+		free_bufs = b;
+		n_free_bufs++;
+		return;
+	}
+	explicit_bzero(b, sizeof(*b)); /* record plaintext: not left in memory given back */
+	munmap(b, sizeof(*b));
+}
+
+void tls_buffers_drain(void)
+{
+	while (free_bufs) {
+		struct tls_bufs *b = free_bufs;
+		free_bufs = b->next;
+		explicit_bzero(b, sizeof(*b));
+		munmap(b, sizeof(*b));
+	}
+	n_free_bufs = 0;
+}
+
 struct tls_conn {
 	br_ssl_server_context sc;
-	br_x509_minimal_context xc; /* verifies client certificates (mTLS) */
 	const br_ssl_server_policy_class *policy; /* our policy's vtable; sc points here */
 	const struct tls_store *store;
-	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
-	unsigned char obuf[TLS_OUT_BUF];
+	struct tls_bufs *bufs; /* &parking while parked */
+	br_x509_minimal_context *xc; /* verifies client certificates (mTLS); owner: this */
 };
+
+/* Moves the engine's buffer pointers (and the handshake code's pointers into them,
+ * stale but compared) from one pair to another; the indexes stay. */
+static void rebase(br_ssl_engine_context *eng, struct tls_bufs *from, struct tls_bufs *to)
+{
+	unsigned char *lo = (unsigned char *)from, *hi = lo + sizeof(*from);
+	unsigned char **ptrs[] = { &eng->hbuf_in, &eng->hbuf_out, &eng->saved_hbuf_out };
+	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
+		if (*ptrs[i] >= lo && *ptrs[i] < hi)
+			*ptrs[i] = (unsigned char *)to + (*ptrs[i] - lo);
+	eng->ibuf = to->in;
+	eng->obuf = to->out;
+}
+
+/* Gives the buffers back when the engine is between records (see above). */
+static void park(struct tls_conn *t)
+{
+	br_ssl_engine_context *eng = &t->sc.eng;
+	if (t->bufs == &parking || eng->iomode != ENGINE_IO_INOUT)
+		return;
+	bool in_idle = eng->ixa == 0 && eng->ixb == 0 && eng->ixc == 5;
+	bool out_idle = eng->oxa == eng->oxc && eng->oxa < eng->oxb;
+	if (!in_idle || !out_idle || !(br_ssl_engine_current_state(eng) & BR_SSL_SENDAPP))
+		return; /* mid-record, output queued, or still handshaking */
+	struct tls_bufs *b = t->bufs;
+	rebase(eng, b, &parking);
+	t->bufs = &parking;
+	bufs_put(b);
+}
+
+/* Takes buffers before the engine reads or writes; -1 (ENOMEM) without. */
+static int unpark(struct tls_conn *t)
+{
+	if (t->bufs != &parking)
+		return 0;
+	struct tls_bufs *b = bufs_get();
+	if (!b) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rebase(&t->sc.eng, &parking, b);
+	t->bufs = b;
+	return 0;
+}
 
 static br_ssl_session_cache_lru session_cache;
 static unsigned char *session_store; /* owner: this module, for the process lifetime */
@@ -170,9 +274,15 @@ int tls_cache_init(size_t entries)
 
 struct tls_conn *tls_conn_new(const struct tls_store *store)
 {
-	struct tls_conn *t = malloc(sizeof(*t));
+	struct tls_conn *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	if (!(t->bufs = bufs_get()) || (store->client_ca && !(t->xc = malloc(sizeof(*t->xc))))) {
+		if (t->bufs)
+			bufs_put(t->bufs);
+		free(t);
+		return NULL;
+	}
 	t->store = store;
 	br_ssl_server_context *sc = &t->sc;
 	br_ssl_engine_context *eng = &sc->eng;
@@ -198,7 +308,7 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 	br_ssl_engine_set_default_chapol(eng);
 	if (store->compatible)
 		br_ssl_engine_set_default_aes_cbc(eng);
-	br_ssl_engine_set_buffers_bidi(eng, t->ibuf, sizeof(t->ibuf), t->obuf, sizeof(t->obuf));
+	br_ssl_engine_set_buffers_bidi(eng, t->bufs->in, sizeof(t->bufs->in), t->bufs->out, sizeof(t->bufs->out));
 	br_ssl_engine_set_protocol_names(eng, alpn_names, 2);
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 	t->policy = &policy_vtable;
@@ -210,22 +320,22 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 		 * signatures, validity dates); no certificate or a bad one fails the
 		 * handshake. */
 		const struct tls_ca *ca = store->client_ca;
-		br_x509_minimal_init(&t->xc, &br_sha256_vtable, ca->anchors, ca->n);
-		br_x509_minimal_set_hash(&t->xc, br_sha1_ID, &br_sha1_vtable);
-		br_x509_minimal_set_hash(&t->xc, br_sha224_ID, &br_sha224_vtable);
-		br_x509_minimal_set_hash(&t->xc, br_sha256_ID, &br_sha256_vtable);
-		br_x509_minimal_set_hash(&t->xc, br_sha384_ID, &br_sha384_vtable);
-		br_x509_minimal_set_hash(&t->xc, br_sha512_ID, &br_sha512_vtable);
-		br_x509_minimal_set_rsa(&t->xc, br_rsa_pkcs1_vrfy_get_default());
-		br_x509_minimal_set_ecdsa(&t->xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
-		br_ssl_engine_set_x509(eng, &t->xc.vtable);
+		br_x509_minimal_init(t->xc, &br_sha256_vtable, ca->anchors, ca->n);
+		br_x509_minimal_set_hash(t->xc, br_sha1_ID, &br_sha1_vtable);
+		br_x509_minimal_set_hash(t->xc, br_sha224_ID, &br_sha224_vtable);
+		br_x509_minimal_set_hash(t->xc, br_sha256_ID, &br_sha256_vtable);
+		br_x509_minimal_set_hash(t->xc, br_sha384_ID, &br_sha384_vtable);
+		br_x509_minimal_set_hash(t->xc, br_sha512_ID, &br_sha512_vtable);
+		br_x509_minimal_set_rsa(t->xc, br_rsa_pkcs1_vrfy_get_default());
+		br_x509_minimal_set_ecdsa(t->xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+		br_ssl_engine_set_x509(eng, &t->xc->vtable);
 		br_ssl_server_set_trust_anchor_names_alt(sc, ca->anchors, ca->n);
 		br_ssl_engine_set_default_rsavrfy(eng);
 		br_ssl_engine_set_default_ecdsa(eng);
 	}
 	if (rand_seed_ssl_engine(eng) < 0 || !br_ssl_server_reset(sc)) {
 		log_error("TLS engine reset failed (error %d)", br_ssl_engine_last_error(eng));
-		free(t);
+		tls_conn_free(t);
 		return NULL;
 	}
 	return t;
@@ -235,7 +345,13 @@ void tls_conn_free(struct tls_conn *t)
 {
 	if (!t)
 		return;
-	/* keys, session secrets and plaintext live in here */
+	if (t->bufs != &parking)
+		bufs_put(t->bufs);
+	if (t->xc) {
+		explicit_bzero(t->xc, sizeof(*t->xc));
+		free(t->xc);
+	}
+	/* keys and session secrets live in here */
 	explicit_bzero(t, sizeof(*t));
 	free(t);
 }
@@ -275,6 +391,8 @@ static ssize_t closed_result(const struct tls_conn *t)
 ssize_t tls_recv(struct tls_conn *t, int fd, char *buf, size_t len)
 {
 	br_ssl_engine_context *eng = &t->sc.eng;
+	if (unpark(t) < 0)
+		return -1;
 	for (;;) {
 		unsigned st = br_ssl_engine_current_state(eng);
 		if (st == BR_SSL_CLOSED)
@@ -304,6 +422,8 @@ ssize_t tls_recv(struct tls_conn *t, int fd, char *buf, size_t len)
 			}
 			if (r == 0)
 				return 0; /* EOF without close_notify: treated as a close */
+			if (errno == EAGAIN)
+				park(t);
 			return -1;
 		}
 		errno = EAGAIN;
@@ -314,6 +434,8 @@ ssize_t tls_recv(struct tls_conn *t, int fd, char *buf, size_t len)
 ssize_t tls_send(struct tls_conn *t, int fd, const char *buf, size_t len)
 {
 	br_ssl_engine_context *eng = &t->sc.eng;
+	if (unpark(t) < 0)
+		return -1;
 	for (;;) {
 		unsigned st = br_ssl_engine_current_state(eng);
 		if (st == BR_SSL_CLOSED) {
@@ -333,8 +455,13 @@ ssize_t tls_send(struct tls_conn *t, int fd, const char *buf, size_t len)
 			memcpy(p, buf, n);
 			br_ssl_engine_sendapp_ack(eng, n);
 			br_ssl_engine_flush(eng, 0);
-			if (send_records(t, fd) < 0 && errno != EAGAIN)
-				return -1; /* EAGAIN: the records wait in the engine (tls_wants_write) */
+			if (send_records(t, fd) < 0) {
+				if (errno != EAGAIN)
+					return -1;
+				/* EAGAIN: the records wait in the engine (tls_wants_write) */
+			} else {
+				park(t); /* a reply that went out whole often ends the exchange */
+			}
 			return (ssize_t)n;
 		}
 		errno = EAGAIN; /* still handshaking: the client must speak first */
@@ -344,8 +471,11 @@ ssize_t tls_send(struct tls_conn *t, int fd, const char *buf, size_t len)
 
 int tls_flush(struct tls_conn *t, int fd)
 {
-	if (send_records(t, fd) < 0 && errno != EAGAIN)
+	if (unpark(t) < 0)
 		return -1;
+	if (send_records(t, fd) < 0)
+		return errno == EAGAIN ? 0 : -1;
+	park(t);
 	return 0;
 }
 
@@ -366,6 +496,8 @@ bool tls_handshake_done(const struct tls_conn *t)
 
 void tls_close_notify(struct tls_conn *t, int fd)
 {
+	if (unpark(t) < 0)
+		return;
 	br_ssl_engine_close(&t->sc.eng);
 	send_records(t, fd);
 }

@@ -53,6 +53,8 @@ bool tls_has_pending_input(const struct tls_conn *t);
 bool tls_wants_write(const struct tls_conn *t);
 /* Sends close_notify, best effort (never blocks). */
 void tls_close_notify(struct tls_conn *t, int fd);
+/* Returns the spare record buffers to the system (at exit, for leak checkers). */
+void tls_buffers_drain(void);
 /* The handshake finished (for logs and tests). */
 bool tls_handshake_done(const struct tls_conn *t);
 
