@@ -154,12 +154,14 @@ def test_rewrites_under_load_fail_no_request(tmp_path):
         assert "reload failed" in p.output()
 
 
-def test_graceful_stop_finishes_in_flight_request():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_graceful_stop_finishes_in_flight_request(workers):
     up = Upstream("slow")
     port = free_port()
     cfg = f"""
 [global]
 grace_period = 5s
+workers = {workers}
 [entrypoint web]
 listen = 127.0.0.1:{port}
 [router r]
@@ -178,6 +180,8 @@ server = {up.url}
             t = threading.Thread(target=slow)
             t.start()
             assert wait_for(lambda: len(up.requests()) >= 1, 3)
+            kids = [int(e) for e in os.listdir("/proc") if e.isdigit() and _ppid(int(e)) == p.proc.pid]
+            assert len(kids) == (workers if workers > 1 else 0)
             p.signal(signal.SIGTERM)
             time.sleep(0.3)
             # no new connections once stopping
@@ -186,8 +190,18 @@ server = {up.url}
             t.join(10)
             assert result["r"][0] == 200
             assert p.proc.wait(10) == 0
+            # with workers, the supervisor exits once they have (no orphan left)
+            assert not [k for k in kids if _ppid(k) is not None]
     finally:
         up.stop()
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def test_sigusr2_upgrade_under_load(tmp_path):

@@ -1,16 +1,15 @@
 """workers = N over real sockets: a supervisor forks N workers that share the
 listeners; /metrics sums what every worker counted; a killed worker is restarted;
 reloads reach every worker with zero failed requests under load; a new entry point
-gets new workers; graceful stop, SIGUSR2 upgrade and a killed supervisor."""
+gets new workers; SIGUSR2 upgrade and a killed supervisor (graceful stop with
+workers: test_lifecycle.py)."""
 import os
 import re
 import signal
-import threading
 import time
 
 from harness import EdgeProxy, free_port, request, wait_port
 from test_lifecycle import Load, routed_config, wait_for
-from upstream import Upstream
 
 
 def children(pid):
@@ -156,42 +155,6 @@ def test_new_entrypoint_starts_new_workers():
         assert request(port2)[0] == 200
         assert request(port)[0] == 200
         assert "entry points changed" in p.output()
-
-
-def test_graceful_stop_with_workers():
-    up = Upstream("slow")
-    port = free_port()
-    cfg = f"""
-[global]
-workers = 2
-grace_period = 5s
-[entrypoint web]
-listen = 127.0.0.1:{port}
-[router r]
-rule = PathPrefix(`/`)
-service = app
-[service app]
-server = {up.url}
-"""
-    try:
-        with EdgeProxy(cfg, port) as p:
-            kids = wait_children(p.proc.pid, 2)
-            result = {}
-
-            def slow():
-                result["r"] = request(port, path="/slow-head?ms=2000", timeout=10)
-
-            t = threading.Thread(target=slow)
-            t.start()
-            assert wait_for(lambda: len(up.requests()) >= 1, 3)
-            p.signal(signal.SIGTERM)
-            t.join(10)
-            assert result["r"][0] == 200
-            assert p.proc.wait(10) == 0
-            for k in kids:
-                assert not os.path.exists(f"/proc/{k}") or open(f"/proc/{k}/stat").read().split()[2] == "Z"
-    finally:
-        up.stop()
 
 
 def test_upgrade_with_workers_under_load():
