@@ -1481,14 +1481,18 @@ static void write_certificate(struct acme_order *o, const struct http_client_res
 	}
 	snprintf(crt_name, sizeof(crt_name), "%s.crt", o->base);
 	snprintf(key_name, sizeof(key_name), "%s.key", o->base);
-	/* key first: a new chain on disk always has its key there already; a crash
+	/* both written before either replaces anything: a full or read-only state_dir
+	 * leaves the old pair as it was, never a new key beside the old chain. Key
+	 * renamed first: a new chain on disk always has its key there already; a crash
 	 * between the two renames leaves a pair that does not load, and the next start
 	 * orders again */
-	int rc = fs_write_atomic(acc->dir, key_name, key_pem, key_len, 0600, err, sizeof(err));
+	const struct fs_file pair[] = {
+		{ key_name, key_pem, key_len, 0600 },
+		{ crt_name, r->body, r->body_len, 0644 },
+	};
+	int rc = fs_write_atomic_set(acc->dir, pair, 2, err, sizeof(err));
 	wipe(key_pem, key_len);
 	free(key_pem);
-	if (rc == 0)
-		rc = fs_write_atomic(acc->dir, crt_name, r->body, r->body_len, 0644, err, sizeof(err));
 	if (rc < 0) {
 		tls_cert_free(&c);
 		order_fail(o, -1, "cannot store the certificate: %s", err);

@@ -47,34 +47,29 @@ int fs_mkdir_p(const char *dir, mode_t mode, char *err, size_t errlen)
 	return 0;
 }
 
-int fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
-		    mode_t mode, char *err, size_t errlen)
+#define SET_MAX 4 /* files replaced together; acme.c needs two */
+
+/* Writes f to a new temp file in dirfd (its name in tmp), fsync'd and closed.
+ * On failure nothing of it is left. */
+static int write_temp(int dirfd, const char *dir, const struct fs_file *f, char *tmp, size_t tmplen,
+		      char *err, size_t errlen)
 {
 	unsigned char r[8];
-	char tmp[NAME_MAX + 1];
-	const char *p = data;
-	int dirfd, fd = -1, e;
+	const char *p = f->data;
+	int fd, e;
 
-	if (strlen(name) > NAME_MAX - 24)
-		return fail(err, errlen, "", name, ENAMETOOLONG);
 	if (rand_bytes(r, sizeof(r)) < 0)
-		return fail(err, errlen, "getrandom", name, errno);
-	snprintf(tmp, sizeof(tmp), ".%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", name, r[0], r[1],
-		 r[2], r[3], r[4], r[5], r[6], r[7]);
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return fail(err, errlen, "", dir, errno);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0) {
-		e = errno;
-		close(dirfd);
-		return fail(err, errlen, "create", dir, e);
-	}
+		return fail(err, errlen, "getrandom", f->name, errno);
+	snprintf(tmp, tmplen, ".%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", f->name, r[0], r[1], r[2], r[3],
+		 r[4], r[5], r[6], r[7]);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, f->mode);
+	if (fd < 0)
+		return fail(err, errlen, "create", dir, errno);
 	/* the umask must not widen nor narrow what was asked for */
-	if (fchmod(fd, mode) < 0)
+	if (fchmod(fd, f->mode) < 0)
 		goto fail_fd;
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, p + off, len - off);
+	for (size_t off = 0; off < f->len;) {
+		ssize_t n = write(fd, p + off, f->len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0)
@@ -89,8 +84,41 @@ int fs_write_atomic(const char *dir, const char *name, const void *data, size_t 
 	fd = -1;
 	if (e < 0)
 		goto fail_fd;
-	if (renameat(dirfd, tmp, dirfd, name) < 0)
-		goto fail_fd;
+	return 0;
+fail_fd:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return fail(err, errlen, "write", f->name, e);
+}
+
+int fs_write_atomic_set(const char *dir, const struct fs_file *files, size_t n, char *err,
+			size_t errlen)
+{
+	char tmp[SET_MAX][NAME_MAX + 1];
+	size_t written = 0, renamed = 0;
+	int dirfd, e;
+
+	if (n == 0 || n > SET_MAX)
+		return fail(err, errlen, "too many files at once", dir, EINVAL);
+	for (size_t i = 0; i < n; i++)
+		if (strlen(files[i].name) > NAME_MAX - 24)
+			return fail(err, errlen, "", files[i].name, ENAMETOOLONG);
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return fail(err, errlen, "", dir, errno);
+	/* every file is on disk under its temp name before any old one is replaced:
+	 * a full or read-only file system fails here, with all old files intact */
+	for (; written < n; written++)
+		if (write_temp(dirfd, dir, &files[written], tmp[written], sizeof(tmp[written]), err, errlen) < 0)
+			goto fail;
+	for (; renamed < n; renamed++)
+		if (renameat(dirfd, tmp[renamed], dirfd, files[renamed].name) < 0) {
+			e = errno;
+			fail(err, errlen, "rename", files[renamed].name, e);
+			goto fail;
+		}
 	if (fsync(dirfd) < 0) {
 		e = errno;
 		close(dirfd);
@@ -98,13 +126,20 @@ int fs_write_atomic(const char *dir, const char *name, const void *data, size_t 
 	}
 	close(dirfd);
 	return 0;
-fail_fd:
+fail:
 	e = errno;
-	if (fd >= 0)
-		close(fd);
-	unlinkat(dirfd, tmp, 0);
+	for (size_t i = renamed; i < written; i++)
+		unlinkat(dirfd, tmp[i], 0);
 	close(dirfd);
-	return fail(err, errlen, "write", name, e);
+	errno = e;
+	return -1;
+}
+
+int fs_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+		    mode_t mode, char *err, size_t errlen)
+{
+	const struct fs_file f = { name, data, len, mode };
+	return fs_write_atomic_set(dir, &f, 1, err, errlen);
 }
 
 int fs_read_file(const char *path, size_t max, char **out, size_t *len, char *err,

@@ -43,7 +43,7 @@ struct proxy_exchange {
 	bool reused;      /* uc came from the keep-alive pool */
 	bool retryable;   /* idempotent and without a body: safe to send twice */
 	unsigned attempts; /* servers tried */
-	bool pool_retry_done;
+	bool pool_retry_done;  /* from then on only new connections */
 
 	char *up_out; /* to the upstream: request head, then body; owner: buf pool */
 	size_t up_out_len, up_out_sent;
@@ -57,6 +57,7 @@ struct proxy_exchange {
 	bool got_bytes;        /* this upstream connection sent something */
 	bool upstream_eof;
 	bool upstream_error;
+	int upstream_errno;    /* what the failing read or send said */
 	bool upgrade_requested;
 	bool tunnel;
 	bool upstream_keep_alive;
@@ -339,6 +340,12 @@ static void release_upstream(struct proxy_exchange *x, bool reusable)
 	x->uc = NULL;
 }
 
+/* How the upstream connection ended, for the log. */
+static const char *upstream_end(const struct proxy_exchange *x)
+{
+	return x->upstream_error ? strerror(x->upstream_errno) : "connection closed";
+}
+
 /* The exchange is over: log it and hand the connection back to conn.c. */
 static void finish(struct proxy_exchange *x)
 {
@@ -417,9 +424,16 @@ static bool proxy_connect(struct proxy_exchange *x)
 {
 	for (;;) {
 		x->attempts++;
-		x->uc = upstream_acquire(x->server, &x->reused);
+		x->uc = upstream_acquire(x->server, x->pool_retry_done, &x->reused);
 		if (x->uc)
 			break;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* out of descriptors or memory here: not the server's fault, and
+			 * another server would fare no better */
+			log_warn("connect to %s: %s", x->server->conf->url, strerror(errno));
+			fail(x, 502);
+			return false;
+		}
 		log_debug("connect to %s: %s", x->server->conf->url, strerror(errno));
 		struct upstream_group *g = x->svc->group;
 		upstream_mark_down(g, x->server);
@@ -593,7 +607,15 @@ static int handle_response_head(struct proxy_exchange *x)
 		int rc = http_parse_response(x->up_in + x->up_in_off, x->up_in_len - x->up_in_off, PROXY_BUF,
 					     x->log.method, &resp);
 		if (rc == HTTP_INCOMPLETE) {
-			if (x->up_in_len - x->up_in_off >= PROXY_BUF || x->upstream_eof || x->upstream_error) {
+			if (x->upstream_eof || x->upstream_error) {
+				log_warn("%s: %s in the middle of the response head", x->server->conf->url,
+					 upstream_end(x));
+				fail(x, 502);
+				return -1;
+			}
+			if (x->up_in_len - x->up_in_off >= PROXY_BUF) {
+				log_warn("response head from %s is longer than %d bytes", x->server->conf->url,
+					 PROXY_BUF);
 				fail(x, 502);
 				return -1;
 			}
@@ -652,7 +674,8 @@ static int handle_response_head(struct proxy_exchange *x)
 static void upstream_died_early(struct proxy_exchange *x)
 {
 	/* A pooled connection the server closed just as we picked it: one more
-	 * try on a fresh connection, which is not the server's fault. */
+	 * try on a new connection (not another pooled one, which the server may
+	 * have closed the same way), and not the server's fault. */
 	if (x->reused && x->retryable && !x->pool_retry_done) {
 		x->pool_retry_done = true;
 		release_upstream(x, false);
@@ -676,6 +699,7 @@ static void flush_upstream(struct proxy_exchange *x)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		x->upstream_error = true;
+		x->upstream_errno = n < 0 ? errno : EIO;
 		return;
 	}
 }
@@ -779,7 +803,9 @@ bool proxy_progress(struct proxy_exchange *x)
 
 	/* Response body: upstream buffer -> client. A raw body goes straight to the
 	 * socket when nothing is queued before it; otherwise through c->out. */
-	x->resp.eof = x->upstream_eof || x->upstream_error;
+	/* Only a clean close ends a close-delimited body; after a reset or an error
+	 * the client must not get a last chunk that says the body is whole. */
+	x->resp.eof = x->upstream_eof;
 	size_t span = body_pump_raw_span(&x->resp, x->up_in_len - x->up_in_off);
 	if (span) {
 		ssize_t w = conn_send_direct(c, x->up_in + x->up_in_off, span);
@@ -804,6 +830,8 @@ bool proxy_progress(struct proxy_exchange *x)
 		x->up_in_off = x->up_in_len = 0;
 	if (!x->resp.done && (x->upstream_eof || x->upstream_error) && x->up_in_off == x->up_in_len) {
 		/* truncated: the client sees the connection close before the body's end */
+		log_warn("%s: %s in the middle of the response body, after %llu bytes; closing the client connection",
+			 x->server->conf->url, upstream_end(x), (unsigned long long)x->resp.moved);
 		release_upstream(x, false);
 		c->keep_alive = false;
 		finish(x);
@@ -852,6 +880,7 @@ static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
 			x->upstream_eof = true;
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			x->upstream_error = true;
+			x->upstream_errno = errno;
 		}
 	}
 	conn_kick(x->c);

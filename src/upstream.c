@@ -202,9 +202,9 @@ static void on_idle_event(struct ev_loop *loop, ev_io *w, int revents)
 	close_idle(uc);
 }
 
-struct upstream_conn *upstream_acquire(struct upstream_server *s, bool *reused)
+struct upstream_conn *upstream_acquire(struct upstream_server *s, bool fresh, bool *reused)
 {
-	if (s->idle) {
+	if (s->idle && !fresh) {
 		struct upstream_conn *uc = s->idle;
 		s->idle = uc->next;
 		s->n_idle--;

@@ -56,10 +56,10 @@ void upstream_group_free(struct upstream_group *g);
 struct upstream_server *upstream_pick(struct upstream_group *g, const struct sockaddr *client,
 				      struct slice sticky, const struct upstream_server *avoid);
 
-/* Lends a connection to s: a pooled one (*reused = true) or a new non-blocking
- * connect in progress. NULL (errno set) if the socket cannot even be created or
- * the connect fails at once. */
-struct upstream_conn *upstream_acquire(struct upstream_server *s, bool *reused);
+/* Lends a connection to s: a pooled one (*reused = true) unless fresh, or a new
+ * non-blocking connect in progress. NULL (errno set) if the socket cannot even be
+ * created or the connect fails at once. */
+struct upstream_conn *upstream_acquire(struct upstream_server *s, bool fresh, bool *reused);
 /* Returns a lent connection: to the pool when reusable and there is room,
  * otherwise closed. */
 void upstream_release(struct upstream_conn *uc, bool reusable);

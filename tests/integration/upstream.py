@@ -25,18 +25,30 @@ Paths (query parameters in brackets):
   /bad-response[kind]   status | clte | cl2 | garbage | fold | empty | chunk
   /headers              response with hop-by-hop headers the proxy must strip
   /identify             body = the upstream's name
+  /reset[at, size, sent]   a TCP reset (close with SO_LINGER 0) in the middle of the
+                        response: at=head (part of a head), at=body (`sent` bytes of a
+                        Content-Length body of `size`), at=chunked (`sent` bytes in chunks),
+                        at=eof (`sent` bytes of a close-delimited body)
+  /half-close[at]       shutdown(SHUT_WR) after a complete response (at=end) or in the
+                        middle of its head (at=head); the connection ends when the peer's does
+  /drop[reused, rst, on]   closes without sending a byte (reused=1: only on a connection
+                        that carried an earlier request; rst=1: with a TCP reset; on=NAME:
+                        only the upstream of that name, the others answer)
 Every response carries X-Upstream: NAME.
 """
 import argparse
 import base64
+import fcntl
 import hashlib
 import json
 import os
 import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import tempfile
 import threading
 import time
@@ -226,6 +238,19 @@ class Conn:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.send(head if req.method == "HEAD" else head + body)
 
+    def reset_on_close(self):
+        """Makes the coming close() a TCP reset: SO_LINGER with a zero timeout."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def wait_sent(self, timeout=5.0):
+        """Waits until the peer has acknowledged everything sent (TIOCOUTQ, bytes not
+        yet acknowledged, is 0): a reset throws away what is still queued."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if struct.unpack("i", fcntl.ioctl(self.sock, termios.TIOCOUTQ, b"\0\0\0\0"))[0] == 0:
+                return
+            time.sleep(0.01)
+
     def head_only(self, status, headers):
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Whatever')}", f"X-Upstream: {self.server.name}"]
         self.send(("\r\n".join(lines + list(headers)) + "\r\n\r\n").encode("latin-1"))
@@ -390,9 +415,52 @@ def h_bad(c, req):
     return False
 
 
+def h_reset(c, req):
+    at, size, sent = req.param("at", "head"), req.param("size", 100000), req.param("sent", 30000)
+    if at == "head":
+        c.send(f"HTTP/1.1 200 OK\r\nX-Upstream: {c.server.name}\r\nContent-Le".encode())
+    elif at == "chunked":
+        c.head_only(200, ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked"])
+        for piece in pattern_pieces(sent, 10000):
+            c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        c.send(b"2710\r\n" + b"x" * 100)  # a chunk of 10000 announced, 100 bytes of it sent
+    elif at == "eof":
+        c.head_only(200, ["Content-Type: application/octet-stream", "Connection: close"])
+        c.send(pattern(sent))
+    else:
+        c.head_only(200, ["Content-Type: application/octet-stream", f"Content-Length: {size}"])
+        c.send(pattern(sent))
+    c.wait_sent()
+    c.reset_on_close()
+    return False
+
+
+def h_half_close(c, req):
+    if req.param("at", "end") == "head":
+        c.send(f"HTTP/1.1 200 OK\r\nX-Upstream: {c.server.name}\r\nContent-Le".encode())
+    else:
+        c.respond(req, 200, b"half-closed\n", ["Content-Type: text/plain"])
+    c.sock.shutdown(socket.SHUT_WR)
+    c.sock.recv(65536)  # the peer closing (or sending anything more) ends the connection
+    return False
+
+
+def h_drop(c, req):
+    if req.param("reused", 0) and req.seq == 0:
+        c.respond(req, 200, b"new connection\n", ["Content-Type: text/plain"])
+        return True
+    if req.param("on", c.server.name) != c.server.name:
+        c.respond(req, 200, f"kept by {c.server.name}\n".encode(), ["Content-Type: text/plain"])
+        return True
+    if req.param("rst", 0):
+        c.reset_on_close()
+    return False
+
+
 HANDLERS = {"/echo": h_echo, "/identify": h_identify, "/big": h_big, "/chunked": h_chunked,
             "/eof": h_eof, "/slow-head": h_slow_head, "/slow-body": h_slow_body, "/sse": h_sse,
-            "/close-after": h_close_after, "/headers": h_headers, "/bad-response": h_bad}
+            "/close-after": h_close_after, "/headers": h_headers, "/bad-response": h_bad,
+            "/reset": h_reset, "/half-close": h_half_close, "/drop": h_drop}
 
 
 def s_continue(c, req):
@@ -628,8 +696,32 @@ def self_test():
             assert data.startswith(start) and (start or data == b""), (kind, data)
             c.close()
 
+        # faults: a reset after part of the body, a half-close, a close without a byte
+        c = HttpConn(up.port)
+        c.send(b"GET /reset?at=body&size=5000&sent=3000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_head()
+        assert r.get("content-length") == "5000" and c.recv_exact(3000) == pattern(3000)
+        try:
+            assert c.sock.recv(1) == b"" and False, "a FIN, not a reset"
+        except ConnectionResetError:
+            pass
+        c.close()
+        c = HttpConn(up.port)
+        c.send(b"GET /half-close HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().body == b"half-closed\n" and c.at_eof(timeout=2)
+        c.close()
+        c = HttpConn(up.port)
+        c.send(b"GET /drop?reused=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().body == b"new connection\n"
+        c.send(b"GET /drop?reused=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_all() == b""
+        c.close()
+
+        deadline = time.time() + 5  # the half-closed one ends when its thread sees our close
+        while [e["type"] for e in up.events()].count("close") < 12 and time.time() < deadline:
+            time.sleep(0.02)
         kinds = [e["type"] for e in up.events()]
-        assert kinds.count("accept") == 9 and kinds.count("close") == 9, kinds
+        assert kinds.count("accept") == 12 and kinds.count("close") == 12, kinds
     shutil.rmtree(up.dir, ignore_errors=True)
     print("upstream self-test: ok")
 

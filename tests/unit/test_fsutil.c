@@ -1,10 +1,13 @@
 /* test_fsutil.c - state_dir files: mkdir -p with a private mode, atomic replacement
- * with the asked-for mode whatever the umask and no temp file left behind, and
- * bounded reads that tell a missing file from a bad one. */
+ * with the asked-for mode whatever the umask and no temp file left behind, sets of
+ * files replaced all or none, and bounded reads that tell a missing file from a bad one. */
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +66,51 @@ static void test_write_atomic(void)
 	CHECKF(strstr(err, "/nonexistent/dir") != NULL, "%s", err);
 }
 
+static bool file_is(const char *name, const char *want)
+{
+	char path[256], err[256], *data;
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	if (fs_read_file(path, 100000, &data, &len, err, sizeof(err)) < 0)
+		return false;
+	bool same = len == strlen(want) && memcmp(data, want, len) == 0;
+	free(data);
+	return same;
+}
+
+static void test_write_atomic_set(void)
+{
+	char err[256], big[8192];
+	struct fs_file pair[] = { { "pair.key", "key-1", 5, 0600 }, { "pair.crt", "crt-1", 5, 0644 } };
+	CHECK(fs_write_atomic_set(tmp, pair, 2, err, sizeof(err)) == 0);
+	CHECK(file_is("pair.key", "key-1") && file_is("pair.crt", "crt-1"));
+
+	/* the second file cannot be written (here: over the file size limit, as on a
+	 * full disk): the first, which could, has not replaced its old one */
+	memset(big, 'c', sizeof(big));
+	pair[0].data = "key-2";
+	pair[1].data = big;
+	pair[1].len = sizeof(big);
+	struct rlimit old, small = { 4096, 4096 };
+	getrlimit(RLIMIT_FSIZE, &old);
+	small.rlim_max = old.rlim_max;
+	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+	CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
+	int rc = fs_write_atomic_set(tmp, pair, 2, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, was);
+	CHECK(rc == -1 && errno == EFBIG);
+	CHECKF(strstr(err, "pair.crt: write: ") != NULL, "%s", err);
+	CHECK(file_is("pair.key", "key-1") && file_is("pair.crt", "crt-1"));
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "ls -a %s | grep -q tmp", tmp);
+	CHECK(system(cmd) != 0);
+
+	/* too many at once */
+	struct fs_file five[5] = { { "a", "", 0, 0600 } };
+	CHECK(fs_write_atomic_set(tmp, five, 5, err, sizeof(err)) == -1 && errno == EINVAL);
+}
+
 static void test_read_file(void)
 {
 	char path[256], err[256], *data = NULL;
@@ -92,7 +140,8 @@ static void test_read_file(void)
 int main(void)
 {
 	static const struct test_case cases[] = {
-		TEST(test_mkdir_p), TEST(test_write_atomic), TEST(test_read_file),
+		TEST(test_mkdir_p), TEST(test_write_atomic), TEST(test_write_atomic_set),
+		TEST(test_read_file),
 	};
 	if (!mkdtemp(tmp))
 		return 1;
