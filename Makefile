@@ -81,6 +81,7 @@ UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_static_path := src/static_path.c
+UNIT_SRCS_http_write := src/http_write.c
 # Host BearSSL for unit tests and fuzzers, with the target's config macros (no
 # /dev/urandom, no RDRAND: entropy only through src/rand.c).
 HOST_BEARSSL := build/host/bearssl/libbearssl.a
@@ -116,7 +117,10 @@ build/unit/test_metrics build/unit/test_admin: $(HOST_LIBEV) $(HOST_BEARSSL) tes
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 
-build/unit/test_%: tests/unit/test_%.c tests/unit/test.h $(wildcard src/*.h) $(DEPS)/toolchain.mk
+# Second expansion: a test is rebuilt when the sources it links change, not only
+# its own file (a fixed module must not pass on a stale binary).
+.SECONDEXPANSION:
+build/unit/test_%: tests/unit/test_%.c tests/unit/test.h $(wildcard src/*.h) $(DEPS)/toolchain.mk $$(UNIT_SRCS_$$*)
 	@mkdir -p build/unit
 	$(UNIT_CC) $(UNIT_CFLAGS) $< $(UNIT_SRCS_$*) -o $@
 
