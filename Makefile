@@ -1,7 +1,8 @@
 # edgeproxy - one static binary; see README.md.
 #   make                 build build/$(TARGET)/edgeproxy (TARGET=x86_64 by default)
 #   make run             build and run on configs/edgeproxy.ini
-#   make test            unit tests (host libc, ASan+UBSan) and integration tests
+#   make test            unit tests (host libc, ASan+UBSan), integration tests against the
+#                        static binary and against an ASan build, a valgrind leak run, short fuzz
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
 #   make clean           remove build outputs, keep fetched sources and the musl cache
@@ -136,9 +137,14 @@ integration: $(BIN) | test-deps
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15
 
+# The memory-safety passes (tools/asan.mk): the integration suite against the
+# ASan+UBSan build (~6 min on 2 cores, most of it the suite's own waits) and the
+# valgrind leak run (~40 s).
 test: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory valgrind
+	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
