@@ -1,7 +1,8 @@
 # edgeproxy - one static binary; see README.md.
 #   make                 build build/$(TARGET)/edgeproxy (TARGET=x86_64 by default)
 #   make run             build and run on configs/edgeproxy.ini
-#   make test            unit tests (host libc, ASan+UBSan) and integration tests
+#   make test            unit tests (host libc, ASan+UBSan), integration tests against the
+#                        static binary and against an ASan build, a valgrind leak run, short fuzz
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
 #   make clean           remove build outputs, keep fetched sources and the musl cache
@@ -81,6 +82,7 @@ UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_static_path := src/static_path.c
+UNIT_SRCS_http_write := src/http_write.c
 # Host BearSSL for unit tests and fuzzers, with the target's config macros (no
 # /dev/urandom, no RDRAND: entropy only through src/rand.c).
 HOST_BEARSSL := build/host/bearssl/libbearssl.a
@@ -116,7 +118,10 @@ build/unit/test_metrics build/unit/test_admin: $(HOST_LIBEV) $(HOST_BEARSSL) tes
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=build/unit/test_%)
 
-build/unit/test_%: tests/unit/test_%.c tests/unit/test.h $(wildcard src/*.h) $(DEPS)/toolchain.mk
+# Second expansion: a test is rebuilt when the sources it links change, not only
+# its own file (a fixed module must not pass on a stale binary).
+.SECONDEXPANSION:
+build/unit/test_%: tests/unit/test_%.c tests/unit/test.h $(wildcard src/*.h) $(DEPS)/toolchain.mk $$(UNIT_SRCS_$$*)
 	@mkdir -p build/unit
 	$(UNIT_CC) $(UNIT_CFLAGS) $< $(UNIT_SRCS_$*) -o $@
 
@@ -132,9 +137,14 @@ integration: $(BIN) | test-deps
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15
 
+# The memory-safety passes (tools/asan.mk): the integration suite against the
+# ASan+UBSan build (~6 min on 2 cores, most of it the suite's own waits) and the
+# valgrind leak run (~40 s).
 test: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory valgrind
+	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------

@@ -92,6 +92,9 @@ static void conn_close(struct conn *c)
 	close(c->fd);
 	buf_put(c->in, c->in_cap);
 	buf_put(c->out, OUT_CAP);
+	/* c->ep lives in the snapshot: after a reload this connection may hold the
+	 * last reference, so everything that reads it comes before the unref. */
+	metrics_connection_close(c->ep->conf->name);
 	snapshot_unref(c->snap);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -99,7 +102,6 @@ static void conn_close(struct conn *c)
 		all_conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	metrics_connection_close(c->ep->conf->name);
 	free(c);
 	server.n_conns--;
 	server_conn_closed();

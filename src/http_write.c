@@ -58,6 +58,10 @@ bool http_out_put(struct http_out *o, const char *p, size_t n)
 {
 	if (n > o->cap - o->len)
 		return false;
+	/* An empty slice may carry a NULL pointer (an HTTP/1.0 request without
+	 * Host), and memcpy's arguments must not be NULL even for zero bytes. */
+	if (n == 0)
+		return true;
 	memcpy(o->p + o->len, p, n);
 	o->len += n;
 	return true;

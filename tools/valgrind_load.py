@@ -10,15 +10,18 @@ accesses").
 The load: keep-alive and pipelined requests, Content-Length and chunked bodies both
 ways, large and close-delimited responses, an upgrade tunnel, 100-continue, bad
 requests from the smuggling table, bad upstream responses, a client that drops mid-
-response, a TLS entry point (self-signed default certificate), a reload (SIGHUP),
-then SIGTERM with idle connections still open; --leak-check=full at exit.
+response, a TLS entry point (self-signed default certificate), a reload (SIGHUP)
+with a connection left on the old configuration and closed after it, then SIGTERM
+with idle connections still open; --leak-check=full at exit.
 
 The static musl binary can be given too, but valgrind then sees no heap at all: its
 malloc replacement lives in a preloaded shared object, and a static executable loads
 none (--soname-synonyms=somalloc=NONE does not help there). Only uninitialised reads
 and wild accesses are checked then, and this script says so ("no heap seen").
-Exit status: 0 clean, 1 when valgrind reported errors or definite/indirect leaks,
-2 when it saw no heap (nothing was leak-checked)."""
+Exit status: 0 clean; 1 when valgrind reported errors (invalid reads/writes, use of
+uninitialised values, bad frees...) or definite/indirect leaks, or could not tell
+(edgeproxy did not exit 0 on SIGTERM, a log lacks its final summary); 2 when it saw
+no heap (nothing was leak-checked)."""
 import os
 import re
 import shutil
@@ -96,11 +99,20 @@ server = {up.url}
 """
 
 
+# The exit status valgrind gives edgeproxy when it reported an error; edgeproxy
+# itself exits 0 on SIGTERM and 1 on its own failures.
+VG_ERROR_EXIT = 99
+
+
 def wrapper(tmp, binary, log):
     path = os.path.join(tmp, "edgeproxy-under-valgrind")
     with open(path, "w") as f:
+        # --error-exitcode: edgeproxy's own exit status then says whether memcheck
+        # found anything (invalid accesses, or definite/indirect leaks, which
+        # --errors-for-leak-kinds counts as errors); main() also reads the logs.
         f.write("#!/bin/sh\nexec valgrind --tool=memcheck --leak-check=full "
                 "--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect "
+                f"--error-exitcode={VG_ERROR_EXIT} "
                 "--soname-synonyms=somalloc=NONE --track-origins=yes --num-callers=30 "
                 f"--log-file={log} {binary} \"$@\"\n")
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
@@ -189,9 +201,20 @@ def load(p, tls_port):
                     data += b
                 assert data.startswith(b"HTTP/1.1 200"), data[:100]
                 done += 1
+    # A connection that stays on the old configuration across a reload holds the
+    # last reference to the old snapshot: closing it frees the snapshot.
+    old = HttpConn(port, timeout=20)
+    old.request("GET", "/identify", host="a.example")
+    assert old.read_response().body == b"a"
+    done += 1
     p.signal(signal.SIGHUP)  # reload, with traffic after it
     time.sleep(2)
     with HttpConn(port, timeout=20) as c:
+        c.request("GET", "/identify", host="a.example")
+        assert c.read_response().body == b"a"
+        done += 1
+    old.close()
+    with HttpConn(port, timeout=20) as c:  # still serving after that
         c.request("GET", "/identify", host="a.example")
         assert c.read_response().body == b"a"
         done += 1
@@ -209,7 +232,7 @@ def main():
     cap = CaptureUpstream(lambda r, i: (BAD_RESPONSES.get(r.target, b"HTTP/1.1 404 X\r\nContent-Length: 0\r\n\r\n"),
                                         True))
     port, tls_port = free_port(), free_port()
-    p = None
+    p, rc = None, None
     try:
         p = EdgeProxy(config(port, tls_port, up, cap), port)
         if not harness.wait_port(port, timeout=30):
@@ -231,29 +254,50 @@ def main():
             p.stop(timeout=60)
         up.stop()
         cap.stop()
-    bad, no_heap = False, False
-    for path in sorted(os.listdir(tmp)):
-        if not path.startswith("valgrind."):
-            continue
+    # Every way the run can fail to prove the absence of errors counts as a
+    # failure: a non-zero exit (valgrind's --error-exitcode, or edgeproxy not
+    # stopping cleanly), a missing log, a log without its final summaries (the
+    # process was killed before memcheck's exit checks ran), errors, leaks.
+    failures, no_heap = [], False
+    if rc != 0:
+        failures.append(f"edgeproxy exited {rc}" + (" (valgrind's --error-exitcode: memcheck reported errors)"
+                                                    if rc == VG_ERROR_EXIT else ""))
+        print(p.output()[-3000:])
+    logs = sorted(f for f in os.listdir(tmp) if f.startswith("valgrind."))
+    if not logs:
+        failures.append("valgrind wrote no log")
+    for path in logs:
         text = open(os.path.join(tmp, path)).read()
-        errors = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        errors = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
         leaks = {k: int(v.replace(",", "")) for k, v in re.findall(
             r"(definitely lost|indirectly lost|possibly lost|still reachable): ([\d,]+) bytes", text)}
         heap = re.search(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees", text)
         print(f"--- {path}: errors={errors.group(1) if errors else '?'} leaks={leaks} "
               f"heap={'%s allocs / %s frees' % heap.groups() if heap else '?'}")
-        if heap and heap.group(1) == "0":
+        bad = False
+        if not errors or not heap:
+            failures.append(f"{path}: no final summary (valgrind did not see the process exit)")
+            bad = True
+        elif heap.group(1) == "0":
             no_heap = True
             print("    no heap seen: malloc was not replaced (a static binary?), leaks were not checked")
-        if (errors and errors.group(1) != "0") or leaks.get("definitely lost") or leaks.get("indirectly lost"):
+        if errors and errors.group(1) != "0":
+            failures.append(f"{path}: {errors.group(1)} errors")
             bad = True
+        for kind in ("definitely lost", "indirectly lost"):
+            if leaks.get(kind):
+                failures.append(f"{path}: {kind}: {leaks[kind]} bytes")
+                bad = True
+        if bad:
             print(text)
+    for f in failures:
+        print("valgrind_load: FAIL:", f)
     if os.environ.get("KEEP"):
         print("kept", tmp)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(p.dir, ignore_errors=True)
-    sys.exit(1 if bad else 2 if no_heap else 0)
+    sys.exit(1 if failures else 2 if no_heap else 0)
 
 
 if __name__ == "__main__":
