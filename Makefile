@@ -1,7 +1,8 @@
 # edgeproxy - one static binary; see README.md.
 #   make                 build build/$(TARGET)/edgeproxy (TARGET=x86_64 by default)
 #   make run             build and run on configs/edgeproxy.ini
-#   make test            unit tests (host libc, ASan+UBSan) and integration tests
+#   make test            unit tests (host libc, ASan+UBSan), static analysis, integration tests
+#   make analyze         gcc -fanalyzer and cppcheck over src/ (tools/analyze.mk)
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
 #   make clean           remove build outputs, keep fetched sources and the musl cache
@@ -134,6 +135,7 @@ CI_FUZZ_SECONDS ?= 15
 
 test: test-deps
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory analyze
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
@@ -179,3 +181,4 @@ distclean:
 include tools/cross.mk
 include tests/acme.mk
 include tools/asan.mk
+include tools/analyze.mk

@@ -196,7 +196,10 @@ static int drop_privileges(const struct conf_global *g)
 		return 0;
 	uid_t uid = getuid();
 	gid_t gid = getgid();
+	/* getgrnam and getpwnam return static storage: safe in this single-threaded
+	 * process, which reads the result before the next call. */
 	if (g->group) {
+		/* cppcheck-suppress getgrnamCalled */
 		struct group *gr = getgrnam(g->group);
 		if (!gr) {
 			log_error("group '%s' not found", g->group);
@@ -205,6 +208,7 @@ static int drop_privileges(const struct conf_global *g)
 		gid = gr->gr_gid;
 	}
 	if (g->user) {
+		/* cppcheck-suppress getpwnamCalled */
 		struct passwd *pw = getpwnam(g->user);
 		if (!pw) {
 			log_error("user '%s' not found", g->user);

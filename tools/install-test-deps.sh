@@ -2,9 +2,10 @@
 # Installs what the test suite needs on a Debian machine (as root), and only what
 # is missing: curl and openssl as clients, python3 + pytest for the integration
 # harness, clang + its runtime for fuzzing, nginx for the benchmark and as an
-# upstream, Go for the backend that tests/backend/main.go holds.
+# upstream, Go for the backend that tests/backend/main.go holds, cppcheck for
+# `make analyze`.
 set -eu
-pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble"
+pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble cppcheck"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
