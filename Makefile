@@ -127,8 +127,9 @@ test-deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
+# EDGEPROXY_REQUIRE_TESTSSL: test_testssl.py fails instead of skipping without testssl.
 integration: $(BIN) | test-deps
-	EDGEPROXY_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q tests/integration
+	EDGEPROXY_BIN=$(abspath $(BIN)) EDGEPROXY_REQUIRE_TESTSSL=1 /usr/bin/python3 -m pytest -q tests/integration
 
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15

@@ -2,10 +2,10 @@
 # Installs what the test suite needs on a Debian machine (as root), and only what
 # is missing: curl and openssl as clients, python3 + pytest for the integration
 # harness, clang + its runtime for fuzzing, nginx for the benchmark and as an
-# upstream, Go for the backend that tests/backend/main.go holds, cppcheck for
-# `make analyze`.
+# upstream, Go for the backend that tests/backend/main.go holds, testssl.sh for the
+# TLS scan (tests/integration/test_testssl.py), cppcheck for `make analyze`.
 set -eu
-pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble cppcheck"
+pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble testssl.sh cppcheck"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
