@@ -1,8 +1,10 @@
 # edgeproxy - one static binary; see README.md.
 #   make                 build build/$(TARGET)/edgeproxy (TARGET=x86_64 by default)
 #   make run             build and run on configs/edgeproxy.ini
-#   make test            unit tests (host libc, ASan+UBSan), integration tests against the
-#                        static binary and against an ASan build, a valgrind leak run, short fuzz
+#   make test            unit tests (host libc, ASan+UBSan), static analysis, integration
+#                        tests against the static binary and an ASan build, a valgrind
+#                        leak run, short fuzz
+#   make analyze         gcc -fanalyzer and cppcheck over src/ (tools/analyze.mk)
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
 #   make clean           remove build outputs, keep fetched sources and the musl cache
@@ -131,8 +133,9 @@ test-deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
 
+# EDGEPROXY_REQUIRE_TESTSSL: test_testssl.py fails instead of skipping without testssl.
 integration: $(BIN) | test-deps
-	EDGEPROXY_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q tests/integration
+	EDGEPROXY_BIN=$(abspath $(BIN)) EDGEPROXY_REQUIRE_TESTSSL=1 /usr/bin/python3 -m pytest -q tests/integration
 
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15
@@ -142,6 +145,7 @@ CI_FUZZ_SECONDS ?= 15
 # valgrind leak run (~40 s).
 test: test-deps
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory analyze
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory test-asan
@@ -189,3 +193,4 @@ distclean:
 include tools/cross.mk
 include tests/acme.mk
 include tools/asan.mk
+include tools/analyze.mk

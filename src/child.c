@@ -197,12 +197,22 @@ static struct child *start(struct ev_loop *loop, int (*fn)(void *, int), void *a
 struct child *child_run_fn(struct ev_loop *loop, int (*fn)(void *arg, int fd), void *arg,
 			   double timeout, size_t max_out, child_done_fn done, void *ctx)
 {
+	/* start() tells the two kinds apart by fn: without one, the child would
+	 * exec a NULL argv. */
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
 	return start(loop, fn, arg, NULL, timeout, max_out, done, ctx);
 }
 
 struct child *child_run_exec(struct ev_loop *loop, char *const argv[], double timeout,
 			     size_t max_out, child_done_fn done, void *ctx)
 {
+	if (!argv || !argv[0]) {
+		errno = EINVAL;
+		return NULL;
+	}
 	return start(loop, NULL, NULL, argv, timeout, max_out, done, ctx);
 }
 

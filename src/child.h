@@ -24,12 +24,12 @@ typedef void (*child_done_fn)(void *ctx, int code, const char *out, size_t len);
 
 /* Forks; the child runs fn(arg, fd) writing its result to fd, then exits with fn's
  * return value. loop must be the default loop (libev watches children only there).
- * Returns NULL when fork fails (done is not called then). */
+ * Returns NULL when fn is NULL or fork fails (done is not called then). */
 struct child *child_run_fn(struct ev_loop *loop, int (*fn)(void *arg, int fd), void *arg,
 			   double timeout, size_t max_out, child_done_fn done, void *ctx);
 
 /* Forks and executes argv[0] (searched in PATH when it has no '/') with argv; its
- * stdout and stderr are collected, stdin is /dev/null. */
+ * stdout and stderr are collected, stdin is /dev/null. NULL without argv[0]. */
 struct child *child_run_exec(struct ev_loop *loop, char *const argv[], double timeout,
 			     size_t max_out, child_done_fn done, void *ctx);
 

@@ -411,8 +411,10 @@ static void connection_failed(struct proxy_exchange *x, bool timed_out)
 				fail(x, 502);
 				return;
 			}
-			if (proxy_connect(x))
-				return;
+			/* When it fails, proxy_connect has answered and finished the
+			 * exchange itself: x must not be touched again. */
+			proxy_connect(x);
+			return;
 		}
 	}
 	fail(x, timed_out ? 504 : 502);

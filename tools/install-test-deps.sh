@@ -3,9 +3,10 @@
 # is missing: curl and openssl as clients, python3 + pytest for the integration
 # harness, clang + its runtime for fuzzing, nginx for the benchmark and as an
 # upstream, Go for the backend that tests/backend/main.go holds, valgrind for the
-# leak run (make valgrind).
+# leak run (make valgrind), testssl.sh for the TLS scan
+# (tests/integration/test_testssl.py), cppcheck for `make analyze`.
 set -eu
-pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble valgrind"
+pkgs="curl openssl python3 python3-pytest gcc clang libclang-rt-14-dev nginx-light wrk haproxy procps golang-go prometheus chromium pebble valgrind testssl.sh cppcheck"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -461,6 +461,24 @@ def test_non_idempotent_requests_are_not_retried(upstreams, edge):
     assert len(up.requests("/echo")) == 5
 
 
+def test_retry_whose_connect_fails_at_once_answers_once(edge):
+    # The first server's refusal arrives later (a non-blocking connect on loopback);
+    # the retry's connect fails inside connect() itself: Linux refuses TCP to the
+    # broadcast address with ENETUNREACH before sending anything. The retry answers
+    # 502 and finishes the exchange; the request once got a second 502 on top and
+    # its exchange was finished twice (found by gcc -fanalyzer, make analyze).
+    p = edge([f"http://127.0.0.1:{free_port()}", "http://255.255.255.255:80 backup"], svc="retries = 1")
+    with HttpConn(p.port) as c:
+        c.request("GET", "/x", host="app.example")
+        assert c.read_response().status == 502
+        c.at_eof(timeout=1.0)
+        assert c.buf == b"", f"more than one response: {c.buf[:200]!r}"
+    assert fetch(p.port, "/x").status in (502, 503)
+    assert p.proc.poll() is None
+    log = p.output()
+    assert "255.255.255.255:80 marked down" in log, log
+
+
 # ---- 7. load balancing -------------------------------------------------------------
 
 def test_smooth_weighted_round_robin(upstreams, edge):
