@@ -44,12 +44,14 @@ ASAN_TEST_ENV := EDGEPROXY_BIN=$(abspath $(ASAN_BIN)) \
 # Tests that check properties of the static musl release binary itself, or hard
 # memory figures that ASan's shadow memory and quarantine make meaningless (the
 # new tests keep their traffic and skip only the figure when EDGEPROXY_SANITIZED
-# is set).
+# is set), and the testssl.sh scan (a minute of handshakes the TLS tests already
+# drive through the same code; it checks the settings, which do not change here).
 ASAN_DESELECT ?= \
 	--deselect tests/integration/test_foundation.py::test_binary_is_static_and_stripped \
 	--deselect tests/integration/test_foundation.py::test_version_names_target_and_libraries \
 	--deselect tests/integration/test_proxy.py::test_64mib_response_to_slow_reader_keeps_memory_bounded \
-	--deselect tests/integration/test_real_upstreams.py::test_slow_reader_of_50mib_keeps_edgeproxy_rss_bounded
+	--deselect tests/integration/test_real_upstreams.py::test_slow_reader_of_50mib_keeps_edgeproxy_rss_bounded \
+	--deselect tests/integration/test_testssl.py
 ASAN_PYTEST_ARGS ?=
 
 .PHONY: asan test-asan valgrind
