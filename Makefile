@@ -143,13 +143,24 @@ CI_FUZZ_SECONDS ?= 15
 # The memory-safety passes (tools/asan.mk): the integration suite against the
 # ASan+UBSan build (~6 min on 2 cores, most of it the suite's own waits) and the
 # valgrind leak run (~40 s).
+# The integration suite against the static binary and the memory-safety passes run
+# side by side (TEST_JOBS=1: one after the other): the suites mostly wait on sockets
+# and timers (about 1 CPU-minute in 6), and they share nothing but the binaries
+# built first (each has its own ports and directories). Output is shown per pass
+# when it ends.
+TEST_JOBS ?= 2
 test: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory analyze
-	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory $(BIN) $(ACME_DRIVER) $(ASAN_BIN) $(VG_BIN)
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-passes
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+
+.PHONY: test-passes memory-passes
+test-passes: integration memory-passes
+memory-passes:
 	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory test-asan
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
 FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Ibuild/src/inih-r59

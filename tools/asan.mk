@@ -40,6 +40,7 @@ ASAN_TEST_ENV := EDGEPROXY_BIN=$(abspath $(ASAN_BIN)) \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0:log_path=$(abspath $(ASAN_REPORTS))/ubsan \
 	LSAN_OPTIONS=report_objects=1 \
 	EDGEPROXY_SANITIZED=1 \
+	EDGEPROXY_TEST_BUILD_DIR=$(abspath $(ASAN_DIR))/test EDGEPROXY_ARTIFACTS=$(abspath $(ASAN_DIR))/artifacts \
 	PYTHONPATH=$(abspath tests/integration)
 # Tests that check properties of the static musl release binary itself, or hard
 # memory figures that ASan's shadow memory and quarantine make meaningless (the
