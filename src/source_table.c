@@ -1,6 +1,6 @@
 /* source_table.c - the fixed-size per-source table: sets of SOURCE_WAYS entries,
- * chosen by SipHash under a per-table random key, least-recently-used eviction
- * inside a set. One allocation at creation; lookups never allocate. */
+ * two candidate sets per key chosen by SipHash under a per-table random key,
+ * least-recently-used eviction among them. One allocation at creation; lookups never allocate. */
 #include "source_table.h"
 
 #include <stdlib.h>
@@ -41,26 +41,57 @@ void source_table_free(struct source_table *t)
 	free(t);
 }
 
+/* The way of one set holding key, or NULL; also the set's best victim so far
+ * (an empty way, else the least recently used one that may be taken) and how many
+ * ways are empty. */
+static struct source_entry *scan_set(struct source_entry *ways, const unsigned char key[SOURCE_KEY_BYTES],
+				     bool keep_busy, struct source_entry **victim, size_t *empty)
+{
+	*victim = NULL;
+	*empty = 0;
+	for (size_t i = 0; i < SOURCE_WAYS; i++) {
+		struct source_entry *e = &ways[i];
+		if (!e->used) {
+			if (!*victim || (*victim)->used)
+				*victim = e;
+			++*empty;
+		} else if (memcmp(e->key, key, SOURCE_KEY_BYTES) == 0) {
+			return e;
+		} else if (!(keep_busy && e->value != 0) &&
+			   (!*victim || ((*victim)->used && e->stamp < (*victim)->stamp))) {
+			*victim = e;
+		}
+	}
+	return NULL;
+}
+
 struct source_entry *source_table_get(struct source_table *t, const unsigned char key[SOURCE_KEY_BYTES],
 				      int64_t now_ms, bool keep_busy, bool *fresh)
 {
-	size_t set = (size_t)(siphash24(t->hash_key, key, SOURCE_KEY_BYTES) & (t->nsets - 1));
-	struct source_entry *ways = &t->entries[set * SOURCE_WAYS], *victim = NULL;
+	/* Two candidate sets from the two halves of one keyed hash: a newcomer goes to
+	 * the emptier one ("power of two choices"), so sets fill evenly and a set full
+	 * of busy entries stays improbable until the table itself is nearly full. */
+	uint64_t h = siphash24(t->hash_key, key, SOURCE_KEY_BYTES);
+	size_t s1 = (size_t)(h & (t->nsets - 1)), s2 = (size_t)((h >> 32) & (t->nsets - 1));
+	struct source_entry *v1, *v2, *victim;
+	size_t empty1, empty2 = 0;
 
 	*fresh = false;
-	for (size_t i = 0; i < SOURCE_WAYS; i++) {
-		struct source_entry *e = &ways[i];
-		if (e->used && memcmp(e->key, key, SOURCE_KEY_BYTES) == 0) {
-			e->stamp = ++t->clock;
-			return e;
-		}
-		if (!e->used) {
-			if (!victim || victim->used)
-				victim = e;
-		} else if (!(keep_busy && e->value != 0) && (!victim || (victim->used && e->stamp < victim->stamp))) {
-			victim = e;
-		}
+	struct source_entry *e = scan_set(&t->entries[s1 * SOURCE_WAYS], key, keep_busy, &v1, &empty1);
+	if (!e && s2 != s1)
+		e = scan_set(&t->entries[s2 * SOURCE_WAYS], key, keep_busy, &v2, &empty2);
+	else
+		v2 = NULL;
+	if (e) {
+		e->stamp = ++t->clock;
+		return e;
 	}
+	if (!v1 || !v2)
+		victim = v1 ? v1 : v2;
+	else if (empty1 != empty2)
+		victim = empty1 > empty2 ? v1 : v2;
+	else
+		victim = v1->stamp <= v2->stamp ? v1 : v2; /* both full: the least recent */
 	if (!victim)
 		return NULL;
 	memcpy(victim->key, key, SOURCE_KEY_BYTES);

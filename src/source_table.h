@@ -1,5 +1,5 @@
 /* source_table.h - per-source state for ratelimit and inflight: a fixed-size,
- * set-associative table keyed by 16-byte source keys (a client address or a digest
+ * set-associative table (two candidate sets per key) keyed by 16-byte source keys (a client address or a digest
  * of a header value). Its size never changes, so a sweep of addresses can only
  * evict idle entries; the set index is a keyed hash (SipHash, random key per
  * table), so nobody can aim many sources at one set. */
@@ -28,10 +28,11 @@ struct source_table;
 struct source_table *source_table_new(size_t capacity);
 void source_table_free(struct source_table *t);
 
-/* key's entry, found or claimed; either way it becomes the set's most recently
- * used. A claimed entry (*fresh true) has value 0 and last_ms now_ms, and takes an
- * empty way of the set, else the least recently used one; with keep_busy, entries
- * whose value is not 0 are never taken, and NULL means the whole set is busy. A
+/* key's entry, found or claimed; either way it becomes the most recently used. A
+ * claimed entry (*fresh true) has value 0 and last_ms now_ms, and takes an empty
+ * way of the emptier of key's two sets, else the least recently used way of both;
+ * with keep_busy, entries whose value is not 0 are never taken, and NULL means
+ * both sets are busy. A
  * found entry keeps its last_ms: the caller reads it (time since the last use) and
  * sets it. */
 struct source_entry *source_table_get(struct source_table *t, const unsigned char key[SOURCE_KEY_BYTES],
