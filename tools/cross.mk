@@ -30,14 +30,15 @@ RELEASE_DIR := build/release
 CROSS_LDFLAGS_aarch64 := -Wl,-z,max-page-size=16384
 # MIPS: -mips16 (MIPS16e, on every 24Kc/34Kc/74Kc/1004Kc core OpenWrt targets, and
 # OpenWrt's own default for packages) makes the program about a third smaller.
-# Only src/ gets it: BearSSL, musl and libev stay 32-bit MIPS code (vendor/), so the
-# crypto keeps its speed (tools/tlsspeed.c measures it). -minterlink-mips16 lets
-# 32-bit MIPS code jump to it. The abicalls/PIC convention stays: mixing
-# -mno-abicalls objects with the PIC libraries links, but a call through a function
-# pointer into a library (a BearSSL vtable) then runs with a wrong $gp and crashes.
-# -fno-pie -mno-shared: non-PIC abicalls code, direct calls inside the program.
-# Override with e.g. MIPS_CFLAGS= for plain 32-bit MIPS code.
-MIPS_CFLAGS ?= -fno-pie -mno-shared -mips16 -minterlink-mips16
+# src/ gets it, and so do musl, libev and inih where they can (vendor/build-musl.sh,
+# vendor/mips16-cc.sh); BearSSL stays 32-bit MIPS code, so the crypto keeps its
+# speed (tools/tlsspeed.c measures it). The code model comes with the compiler
+# (vendor/common.sh): abicalls, non-PIC (-mno-shared -mplt), -minterlink-mips16 so
+# 32-bit code may call MIPS16 code. Abicalls stays: mixing -mno-abicalls objects
+# with abicalls libraries links, but a call through a function pointer into a
+# library (a BearSSL vtable) then runs with a wrong $gp and crashes.
+# Override with MIPS_CFLAGS= for plain 32-bit MIPS code in src/.
+MIPS_CFLAGS ?= -mips16
 CROSS_CFLAGS_mipsel = $(MIPS_CFLAGS)
 CROSS_CFLAGS_mips = $(MIPS_CFLAGS)
 
