@@ -184,7 +184,7 @@ FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(
 build/fuzz/fuzz_middleware: $(HOST_BEARSSL)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h) $$(FUZZ_SRCS_$$*)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_SRCS_$*) -o $@
 
