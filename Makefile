@@ -89,7 +89,7 @@ UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_static_path := src/static_path.c
-UNIT_SRCS_http_write := src/http_write.c
+UNIT_SRCS_http_write := src/http_write.c src/timefmt.c
 # Host BearSSL for unit tests and fuzzers, with the target's config macros (no
 # /dev/urandom, no RDRAND: entropy only through src/rand.c).
 HOST_BEARSSL := build/host/bearssl/libbearssl.a
@@ -108,14 +108,15 @@ UNIT_CFLAGS += -Ibuild/src/libev-4.33
 MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
 	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
 ACME_SRCS := src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
-	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c
+	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c src/timefmt.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \
 	$(INIH_SRC) $(HOST_BEARSSL) $(HOST_LIBEV)
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_tls_cert := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_timefmt := src/timefmt.c
 build/unit/test_tls_cert: $(HOST_BEARSSL)
 build/unit/test_config: $(HOST_BEARSSL) $(HOST_LIBEV)
-UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c src/timefmt.c $(HOST_BEARSSL)
 build/unit/test_middleware: $(HOST_BEARSSL)
 UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_ca.c $(UNIT_SRCS_config)
 UNIT_SRCS_metrics := src/metrics.c $(UNIT_SRCS_snapshot_all)
@@ -175,12 +176,13 @@ FUZZ_SRCS_http_response := src/http_parse.c
 FUZZ_SRCS_chunked := src/http_parse.c
 FUZZ_SRCS_confval := src/confval.c src/cidr.c
 FUZZ_SRCS_static_path := src/static_path.c
+FUZZ_SRCS_timefmt := src/timefmt.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-FUZZ_SRCS_pem := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+FUZZ_SRCS_pem := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
 FUZZ_SRCS_htpasswd := src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c $(HOST_BEARSSL)
 build/fuzz/fuzz_htpasswd: $(HOST_BEARSSL)
-FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c src/timefmt.c $(HOST_BEARSSL)
 build/fuzz/fuzz_middleware: $(HOST_BEARSSL)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 

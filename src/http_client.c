@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@
 #include "der.h"
 #include "http_parse.h"
 #include "rand.h"
+#include "timefmt.h"
 
 #ifndef EDGEPROXY_VERSION
 #define EDGEPROXY_VERSION "dev"
@@ -436,13 +438,11 @@ long http_parse_retry_after(const char *v, long long now)
 		}
 		return *v == '\0' ? n : -1;
 	}
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!end || *end != '\0')
+	int64_t t;
+	if (timefmt_parse_imf(slice_cstr(v), &t) < 0)
 		return -1;
-	long long t = (long long)timegm(&tm);
-	return t <= now ? 0 : (long)(t - now);
+	/* capped where long has 32 bits (a date after 2038 would wrap) */
+	return t <= now ? 0 : t - now > LONG_MAX ? LONG_MAX : (long)(t - now);
 }
 
 /* Bytes of the response as they arrive, in order. */

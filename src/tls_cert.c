@@ -22,6 +22,7 @@
 #include "analyzer.h"
 #include "rand.h"
 #include "slice.h"
+#include "timefmt.h"
 
 #define SELF_CN "edgeproxy default"
 #define SELF_SAN "localhost"
@@ -327,37 +328,6 @@ static bool der_is(struct der v, const unsigned char *bytes, size_t n)
 	return v.len == n && memcmp(v.p, bytes, n) == 0;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. Counts in
- * 400-year eras starting on March 1st, so the leap day is the last of its year. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);                        /* 0..399 */
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  /* 0..365 */
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            /* 0..146096 */
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* The inverse of days_from_civil. */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static bool leap_year(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
 /* Parses n decimal digits. */
 static int digits(const unsigned char *p, size_t n, unsigned *out)
 {
@@ -375,7 +345,6 @@ static int digits(const unsigned char *p, size_t n, unsigned *out)
  * YYYYMMDDHHMMSSZ, always UTC, no fractions. */
 static int der_time(unsigned tag, struct der v, time_t *out)
 {
-	static const unsigned char mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	unsigned y, mo, d, h, mi, s;
 	size_t yl;
 
@@ -391,10 +360,10 @@ static int der_time(unsigned tag, struct der v, time_t *out)
 		return -1;
 	if (yl == 2)
 		y += y < 50 ? 2000 : 1900;
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-	    (mo == 2 && d == 29 && !leap_year(y)) || h > 23 || mi > 59 || s > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > timefmt_month_days(y, mo) || h > 23 || mi > 59 ||
+	    s > 60)
 		return -1;
-	*out = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
+	*out = (time_t)(timefmt_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
 	return 0;
 }
 
@@ -1058,7 +1027,7 @@ static void w_time(struct der_w *w, time_t t)
 		secs += 86400;
 		days--;
 	}
-	civil_from_days(days, &y, &m, &d);
+	timefmt_civil_from_days(days, &y, &m, &d);
 	unsigned hh = (unsigned)(secs / 3600), mm = (unsigned)(secs / 60 % 60),
 		 ss = (unsigned)(secs % 60);
 	if (y >= 1950 && y < 2050)
@@ -1233,10 +1202,10 @@ static int self_signed_generate(int dirfd, const char *dir, char *err, size_t er
 	 * within RFC 5280's 20 octets. */
 	serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x40);
 
-	civil_from_days(days, &y, &m, &d);
+	timefmt_civil_from_days(days, &y, &m, &d);
 	if (m == 2 && d == 29)
 		d = 28; /* ten years on there may be no February 29th */
-	time_t not_after = (time_t)((days_from_civil(y + SELF_YEARS, m, d)) * 86400 +
+	time_t not_after = (time_t)((timefmt_days_from_civil(y + SELF_YEARS, m, d)) * 86400 +
 				    (int64_t)now % 86400);
 	w_tbs(&tbs, serial, now - 86400, not_after, &pk);
 
