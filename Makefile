@@ -84,7 +84,7 @@ UNIT_CC := gcc
 UNIT_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Isrc -Itests/unit -Ibuild/src/inih-r59
 INIH_SRC := build/src/inih-r59/ini.c
-UNIT_SRCS_rule := src/rule.c src/cidr.c
+UNIT_SRCS_rule := src/rule.c src/cidr.c src/regexp.c
 UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
@@ -105,7 +105,7 @@ $(HOST_LIBEV): $(DEPS)/toolchain.mk
 	@mkdir -p $(dir $@)
 	gcc -O1 -g -fPIC -fno-strict-aliasing -w $(LIBEV_DEFS) -c build/src/libev-4.33/ev.c -o $@
 UNIT_CFLAGS += -Ibuild/src/libev-4.33
-MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
+MIDDLEWARE_SRCS := src/middleware.c src/regexp.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
 	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
 ACME_SRCS := src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
 	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c src/timefmt.c
@@ -114,6 +114,7 @@ UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 UNIT_SRCS_tls_cert := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 UNIT_SRCS_timefmt := src/timefmt.c
+UNIT_SRCS_regexp := src/regexp.c
 build/unit/test_tls_cert: $(HOST_BEARSSL)
 build/unit/test_config: $(HOST_BEARSSL) $(HOST_LIBEV)
 UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c src/timefmt.c $(HOST_BEARSSL)
@@ -170,13 +171,14 @@ memory-passes:
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
 FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Ibuild/src/inih-r59
-FUZZ_SRCS_rule := src/rule.c src/cidr.c
+FUZZ_SRCS_rule := src/rule.c src/cidr.c src/regexp.c
 FUZZ_SRCS_http_request := src/http_parse.c
 FUZZ_SRCS_http_response := src/http_parse.c
 FUZZ_SRCS_chunked := src/http_parse.c
 FUZZ_SRCS_confval := src/confval.c src/cidr.c
 FUZZ_SRCS_static_path := src/static_path.c
 FUZZ_SRCS_timefmt := src/timefmt.c
+FUZZ_SRCS_regexp := src/regexp.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
 FUZZ_SRCS_pem := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
