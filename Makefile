@@ -3,7 +3,8 @@
 #   make run             build and run on configs/edgeproxy.ini
 #   make test            unit tests (host libc, ASan+UBSan), static analysis, integration
 #                        tests against the static binary and an ASan build, a valgrind
-#                        leak run, short fuzz
+#                        leak run, short fuzz, the aarch64/armv7 smoke suite under qemu,
+#                        firmware tests
 #   make analyze         gcc -fanalyzer and cppcheck over src/ (tools/analyze.mk)
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
@@ -148,6 +149,12 @@ integration: $(BIN) | test-deps
 
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15
+# CI (.ci/run is `make test`) also runs the emulated smoke suite for one 64-bit and
+# one 32-bit target under qemu-user, and the firmware tests: init scripts, the OCI
+# image run FROM scratch, the arm64 image booted in qemu-system (tools/cross.mk).
+# The targets install their own packages (cross gcc, qemu, skopeo, ...) as root.
+# About 3 minutes from a cold cache (two musl builds), after the passes below.
+CI_CROSS_TARGETS ?= aarch64 armv7
 
 # The memory-safety passes (tools/asan.mk): the integration suite against the
 # ASan+UBSan build (~6 min on 2 cores, most of it the suite's own waits) and the
@@ -164,6 +171,8 @@ test: test-deps
 	@$(MAKE) --no-print-directory $(BIN) $(ACME_DRIVER) $(ASAN_BIN) $(VG_BIN)
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-passes
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory test-cross TEST_CROSS_TARGETS="$(CI_CROSS_TARGETS)"
+	@$(MAKE) --no-print-directory firmware-test
 
 .PHONY: test-passes memory-passes
 test-passes: integration memory-passes
