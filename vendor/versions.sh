@@ -73,16 +73,16 @@ MUSL_UP_URL=https://musl.libc.org/releases/musl-1.2.5.tar.gz
 MUSL_UP_FILE=musl-1.2.5.tar.gz
 MUSL_UP_SHA256=a9a118bbe84d8764da0ea0d28b3ab3fae8477fc7e4085d90102b8596fc7c75e4
 # -Os: the SPEC's 400 KiB limit; musl's own default (-O2, hot paths at -O3)
-# costs 11-16 KiB per target. The directories in MUSL_O2_DIRS, which the
-# request path runs through (snprintf, string functions, syscall glue,
-# clock_gettime), stay at -O2, for 4 KiB: per hello request, all of musl at
-# -Os costs 3% more instructions than musl's defaults, these at -O2 3% fewer
-# (valgrind --tool=cachegrind; the -fno-pie and EV_NO_THREADS below included). -fno-pie: the programs are static
-# executables (ET_EXEC), never static-pie, so position-independent code only
-# costs size (GOT loads; on MIPS a $gp set-up in every function).  Sections
-# let --gc-sections drop unused libc code from the static binary.
+# costs 11-16 KiB per target. The directories in MUSL_O2_DIRS, which every
+# request runs through (string functions, syscall glue, clock_gettime), stay at
+# -O2 for 1-2 KiB: all of musl at -Os costs a hello request 3% more instructions
+# (valgrind --tool=cachegrind). stdio is at -Os: the request path formats no
+# text with printf (cidr_addr_text, not inet_ntop, writes the client address).
+# -fno-pie: the programs are static executables (ET_EXEC), never static-pie, so
+# position-independent code only costs size (GOT loads; on MIPS a $gp set-up in
+# every function). Sections let --gc-sections drop unused libc code.
 MUSL_CFLAGS="-Os -fno-pie -ffunction-sections -fdata-sections"
-MUSL_O2_DIRS="stdio string internal time"
+MUSL_O2_DIRS="string internal time"
 # Bump when build-musl.sh changes what it installs; it is part of the cache key,
 # so old sysroots are simply left behind instead of being reused.
 MUSL_RECIPE_REV=2
