@@ -115,7 +115,7 @@ ACME_SRCS := src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \
 	$(INIH_SRC) $(HOST_BEARSSL) $(HOST_LIBEV)
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-UNIT_SRCS_tls_cert := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_tls_cert := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 UNIT_SRCS_timefmt := src/timefmt.c
 UNIT_SRCS_regexp := src/regexp.c
 build/unit/test_tls_cert: $(HOST_BEARSSL)
@@ -191,7 +191,7 @@ FUZZ_SRCS_static_path := src/static_path.c
 FUZZ_SRCS_timefmt := src/timefmt.c
 FUZZ_SRCS_regexp := src/regexp.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-FUZZ_SRCS_pem := src/tls_cert.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+FUZZ_SRCS_pem := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
 FUZZ_SRCS_htpasswd := src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c $(HOST_BEARSSL)
 build/fuzz/fuzz_htpasswd: $(HOST_BEARSSL)
