@@ -28,6 +28,7 @@
 #include "http_parse.h"
 #include "rand.h"
 #include "timefmt.h"
+#include "tls_impl.h"
 
 #ifndef EDGEPROXY_VERSION
 #define EDGEPROXY_VERSION "dev"
@@ -688,7 +689,7 @@ static void client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
+	tls_impl_set_chapol(eng);
 }
 
 /* On failure the caller's call_fail frees whatever was allocated (call_free). */
