@@ -84,12 +84,19 @@ fi
 		run_logged "$LOG" make install
 ) || die "musl build for $TARGET failed (log: $LOG)"
 
+# Puts archive $1 ahead of libgcc.a in the specs, so its functions win over
+# libgcc's.  %s only searches gcc's own dirs, hence the absolute path.
+hook_before_libgcc() {
+	sed -i "s|^libgcc.a%s |$1 libgcc.a%s |" "$PREFIX/lib/musl-gcc.specs"
+	grep -qF "$1" "$PREFIX/lib/musl-gcc.specs" ||
+		die "could not hook $1 into $PREFIX/lib/musl-gcc.specs (format changed?)"
+}
+
 # Debian's mips libgcc.a float helpers are hard-float code (__adddf3 is an
 # add.d): linking them into a -msoft-float program still traps on FPU-less
 # OpenWrt CPUs.  Build GCC's generic soft-fp versions and have the specs put
-# them ahead of libgcc.a.  %s only searches gcc's own dirs, hence the
-# absolute path.  Compiled like the rest of the non-crypto C (-Os, MIPS16):
-# the program's floating point is timers and metrics, never a hot loop.
+# them ahead of libgcc.a.  Compiled like the rest of the non-crypto C (-Os,
+# MIPS16): the program's floating point is timers and metrics, never a hot loop.
 build_softfp() {
 	local o=$OBJ/softfp f
 	mkdir -p "$o"
@@ -106,12 +113,22 @@ build_softfp() {
 	done
 	rm -f "$PREFIX/lib/libsoftfp.a"
 	run_logged "$LOG" "${T_CROSS}ar" rcs "$PREFIX/lib/libsoftfp.a" "$o"/*.o
-	sed -i "s|^libgcc.a%s |$PREFIX/lib/libsoftfp.a libgcc.a%s |" "$PREFIX/lib/musl-gcc.specs"
-	grep -q libsoftfp.a "$PREFIX/lib/musl-gcc.specs" ||
-		die "could not hook libsoftfp.a into $PREFIX/lib/musl-gcc.specs (format changed?)"
+	hook_before_libgcc "$PREFIX/lib/libsoftfp.a"
 }
 if [ "$T_SOFTFP" = 1 ]; then
 	build_softfp
+fi
+
+# aarch64: long double is IEEE binary128 in software, and musl's printf links
+# libgcc's __addtf3 and __subtf3, two 3.4 KiB copies of one adder; subtf3.c
+# subtracts through the adder instead.
+if [ "$TARGET" = aarch64 ]; then
+	# shellcheck disable=SC2086 # flag list
+	run_logged "$LOG" "${T_CROSS}gcc" $T_CFLAGS -Os -fno-pie -ffunction-sections -W -Wall -Werror \
+		-c "$VENDOR_DIR/subtf3.c" -o "$OBJ/subtf3.o" &&
+		run_logged "$LOG" "${T_CROSS}ar" rcs "$PREFIX/lib/libsubtf3.a" "$OBJ/subtf3.o" ||
+		die "building libsubtf3.a failed (log: $LOG)"
+	hook_before_libgcc "$PREFIX/lib/libsubtf3.a"
 fi
 
 # A one-line smoke test: a wrapper that cannot link a static program is not

@@ -85,7 +85,7 @@ MUSL_CFLAGS="-Os -fno-pie -ffunction-sections -fdata-sections"
 MUSL_O2_DIRS="string internal time"
 # Bump when build-musl.sh changes what it installs; it is part of the cache key,
 # so old sysroots are simply left behind instead of being reused.
-MUSL_RECIPE_REV=2
+MUSL_RECIPE_REV=3
 
 # ---- GCC 12 soft-fp sources (mipsel/mips soft-float only) -------------------
 # Debian's mips libgcc.a float helpers are hard-float; OpenWrt kernels have no
