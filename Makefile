@@ -4,7 +4,7 @@
 #   make test            unit tests (host libc, ASan+UBSan), static analysis, integration
 #                        tests against the static binary and an ASan build, a valgrind
 #                        leak run, short fuzz, the aarch64/armv7 smoke suite under qemu,
-#                        firmware tests
+#                        firmware tests, the size limit
 #   make analyze         gcc -fanalyzer and cppcheck over src/ (tools/analyze.mk)
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
@@ -159,6 +159,7 @@ CI_FUZZ_SECONDS ?= 15
 # image run FROM scratch, the arm64 image booted in qemu-system (tools/cross.mk).
 # The targets install their own packages (cross gcc, qemu, skopeo, ...) as root.
 # About 3 minutes from a cold cache (two musl builds), after the passes below.
+# size-check then holds the binaries built so far to the SPEC's 400 KiB.
 CI_CROSS_TARGETS ?= aarch64 armv7
 
 # The memory-safety passes (tools/asan.mk): the integration suite against the
@@ -178,6 +179,7 @@ test: test-deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory test-cross TEST_CROSS_TARGETS="$(CI_CROSS_TARGETS)"
 	@$(MAKE) --no-print-directory firmware-test
+	@$(MAKE) --no-print-directory size-check CROSS_TARGETS="x86_64 $(CI_CROSS_TARGETS)"
 
 .PHONY: test-passes memory-passes
 test-passes: integration memory-passes

@@ -96,7 +96,7 @@ size-report size-check: $(if $(CROSS_SKIP_BUILD),,all-targets)
 		bytes=$$(stat -c %s $$b); \
 		set -- $$($${strip%strip}size $$b.unstripped | awk 'NR==2 { print $$1, $$2, $$3 }'); \
 		verdict=ok; [ $$bytes -lt $$(($(SIZE_LIMIT_KIB) * 1024)) ] || { verdict=OVER; over=1; }; \
-		printf '%-8s %-22s %9d %8.1f %8s %7s %7s  %s\n' $$t $$triple $$bytes $$(echo "$$bytes/1024" | bc -l) \
+		printf '%-8s %-22s %9d %8s %8s %7s %7s  %s\n' $$t $$triple $$bytes $$(awk "BEGIN { printf \"%.1f\", $$bytes / 1024 }") \
 			$$1 $$2 $$3 $$verdict; \
 	done; \
 	if [ "$@" = size-check ] && [ $$over = 1 ]; then echo "size-check: over $(SIZE_LIMIT_KIB) KiB" >&2; exit 1; fi
