@@ -3,7 +3,8 @@
 #   make run             build and run on configs/edgeproxy.ini
 #   make test            unit tests (host libc, ASan+UBSan), static analysis, integration
 #                        tests against the static binary and an ASan build, a valgrind
-#                        leak run, short fuzz
+#                        leak run, short fuzz, the aarch64/armv7 smoke suite under qemu,
+#                        firmware tests, the size limit
 #   make analyze         gcc -fanalyzer and cppcheck over src/ (tools/analyze.mk)
 #   make fuzz            run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench           proxy benchmark beside nginx (tools/bench.sh)
@@ -33,11 +34,23 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes
 COMMON_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing $(INIH_DEFS)
 LIB_VERSIONS := BearSSL 0.6, libev 4.33, inih r59, musl 1.2.5
 # No unwind tables: a C program without C++ exceptions never uses them (30+ KiB).
-CFLAGS := $(COMMON_CFLAGS) -Os -ffunction-sections -fdata-sections \
+# -fno-pie: the binary is a static executable at a fixed address (Debian's gcc
+# would otherwise compile for PIE).
+CFLAGS := $(COMMON_CFLAGS) -Os -fno-pie -ffunction-sections -fdata-sections \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables -MMD -MP \
 	-I$(DEPS)/include -DEDGEPROXY_VERSION='"$(VERSION)"' -DEDGEPROXY_TRIPLE='"$(TRIPLE)"' \
 	-DEDGEPROXY_LIBS='"$(LIB_VERSIONS)"'
-LDFLAGS := -static -Wl,--gc-sections -Wl,-O1
+# -z norelro: only a dynamic loader applies PT_GNU_RELRO (musl's static start-up
+# does not), and its page alignment costs up to a page of padding (16 KiB on
+# aarch64). -z common-page-size=64: the data segment then starts right after the
+# text in the file instead of at the next 4 KiB boundary in it (up to a page of
+# zeros less; at run time the two may share a page frame, mapped twice).
+# -z noseparate-code (x86_64; the other targets' linkers do not separate): one
+# read-only segment for headers, code and constants instead of three page-aligned
+# ones, 4-8 KiB of padding. Separate code keeps constants out of executable pages;
+# in a static binary at a fixed address the code alone holds gadgets enough.
+LDFLAGS := -static -Wl,--gc-sections -Wl,-O1 -Wl,-z,norelro -Wl,-z,common-page-size=64 \
+	-Wl,-z,noseparate-code
 LIBS := -L$(DEPS)/lib -lbearssl -lev -linih
 
 SRCS := $(filter-out $(SRCS_EXCLUDE),$(wildcard src/*.c))
@@ -79,12 +92,12 @@ UNIT_CC := gcc
 UNIT_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -Isrc -Itests/unit -Ibuild/src/inih-r59
 INIH_SRC := build/src/inih-r59/ini.c
-UNIT_SRCS_rule := src/rule.c src/cidr.c
+UNIT_SRCS_rule := src/rule.c src/cidr.c src/regexp.c
 UNIT_SRCS_cidr := src/cidr.c
 UNIT_SRCS_http_parse := src/http_parse.c
 UNIT_SRCS_confval := src/confval.c
 UNIT_SRCS_static_path := src/static_path.c
-UNIT_SRCS_http_write := src/http_write.c
+UNIT_SRCS_http_write := src/http_write.c src/timefmt.c
 # Host BearSSL for unit tests and fuzzers, with the target's config macros (no
 # /dev/urandom, no RDRAND: entropy only through src/rand.c).
 HOST_BEARSSL := build/host/bearssl/libbearssl.a
@@ -92,7 +105,7 @@ $(HOST_BEARSSL): $(DEPS)/toolchain.mk
 	$(MAKE) -C build/src/bearssl-0.6 lib CONF=Unix BUILD=$(abspath build/host/bearssl) \
 		CC=gcc AR=ar CFLAGS='-W -Wall -O1 -fPIC -DBR_USE_URANDOM=0 -DBR_RDRAND=0'
 # Host libev for tests that need an event loop (config with ACME, snapshots).
-LIBEV_DEFS := -DEV_STANDALONE=1 -DEV_USE_EPOLL=1 -DEV_USE_POLL=1 -DEV_USE_SELECT=0 -DEV_USE_EVENTFD=1 \
+LIBEV_DEFS := -DEV_STANDALONE=1 -DEV_NO_THREADS=1 -DEV_USE_EPOLL=1 -DEV_USE_POLL=1 -DEV_USE_SELECT=0 -DEV_USE_EVENTFD=1 \
 	-DEV_USE_SIGNALFD=1 -DEV_USE_TIMERFD=1 -DEV_USE_INOTIFY=0 -DEV_USE_IOURING=0 -DEV_USE_LINUXAIO=0 \
 	-DEV_USE_MONOTONIC=1 -DEV_USE_NANOSLEEP=1 -DEV_USE_FLOOR=1
 HOST_LIBEV := build/host/libev/ev.o
@@ -100,17 +113,19 @@ $(HOST_LIBEV): $(DEPS)/toolchain.mk
 	@mkdir -p $(dir $@)
 	gcc -O1 -g -fPIC -fno-strict-aliasing -w $(LIBEV_DEFS) -c build/src/libev-4.33/ev.c -o $@
 UNIT_CFLAGS += -Ibuild/src/libev-4.33
-MIDDLEWARE_SRCS := src/middleware.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
+MIDDLEWARE_SRCS := src/middleware.c src/regexp.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
 	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
 ACME_SRCS := src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
-	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c
+	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c src/timefmt.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \
 	$(INIH_SRC) $(HOST_BEARSSL) $(HOST_LIBEV)
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-UNIT_SRCS_tls_cert := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_tls_cert := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_timefmt := src/timefmt.c
+UNIT_SRCS_regexp := src/regexp.c
 build/unit/test_tls_cert: $(HOST_BEARSSL)
 build/unit/test_config: $(HOST_BEARSSL) $(HOST_LIBEV)
-UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+UNIT_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c src/timefmt.c $(HOST_BEARSSL)
 build/unit/test_middleware: $(HOST_BEARSSL)
 UNIT_SRCS_snapshot_all := src/snapshot.c src/upstream.c src/tls.c src/tls_ca.c $(UNIT_SRCS_config)
 UNIT_SRCS_metrics := src/metrics.c $(UNIT_SRCS_snapshot_all)
@@ -139,6 +154,13 @@ integration: $(BIN) | test-deps
 
 # CI fuzzes each harness briefly; `make fuzz FUZZ_SECONDS=600` is the long run.
 CI_FUZZ_SECONDS ?= 15
+# CI (.ci/run is `make test`) also runs the emulated smoke suite for one 64-bit and
+# one 32-bit target under qemu-user, and the firmware tests: init scripts, the OCI
+# image run FROM scratch, the arm64 image booted in qemu-system (tools/cross.mk).
+# The targets install their own packages (cross gcc, qemu, skopeo, ...) as root.
+# About 3 minutes from a cold cache (two musl builds), after the passes below.
+# size-check then holds the binaries built so far to the SPEC's 400 KiB.
+CI_CROSS_TARGETS ?= aarch64 armv7
 
 # The memory-safety passes (tools/asan.mk): the integration suite against the
 # ASan+UBSan build (~6 min on 2 cores, most of it the suite's own waits) and the
@@ -155,6 +177,9 @@ test: test-deps
 	@$(MAKE) --no-print-directory $(BIN) $(ACME_DRIVER) $(ASAN_BIN) $(VG_BIN)
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-passes
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory test-cross TEST_CROSS_TARGETS="$(CI_CROSS_TARGETS)"
+	@$(MAKE) --no-print-directory firmware-test
+	@$(MAKE) --no-print-directory size-check CROSS_TARGETS="x86_64 $(CI_CROSS_TARGETS)"
 
 .PHONY: test-passes memory-passes
 test-passes: integration memory-passes
@@ -164,22 +189,24 @@ memory-passes:
 
 # ---- fuzzing (clang + libFuzzer, ASan+UBSan) ----------------------------------
 FUZZ_CFLAGS := $(COMMON_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Ibuild/src/inih-r59
-FUZZ_SRCS_rule := src/rule.c src/cidr.c
+FUZZ_SRCS_rule := src/rule.c src/cidr.c src/regexp.c
 FUZZ_SRCS_http_request := src/http_parse.c
 FUZZ_SRCS_http_response := src/http_parse.c
 FUZZ_SRCS_chunked := src/http_parse.c
 FUZZ_SRCS_confval := src/confval.c src/cidr.c
 FUZZ_SRCS_static_path := src/static_path.c
+FUZZ_SRCS_timefmt := src/timefmt.c
+FUZZ_SRCS_regexp := src/regexp.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-FUZZ_SRCS_pem := src/tls_cert.c src/rand.c $(HOST_BEARSSL)
+FUZZ_SRCS_pem := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
 FUZZ_SRCS_htpasswd := src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c $(HOST_BEARSSL)
 build/fuzz/fuzz_htpasswd: $(HOST_BEARSSL)
-FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c $(HOST_BEARSSL)
+FUZZ_SRCS_middleware := $(MIDDLEWARE_SRCS) src/confval.c src/cidr.c src/log.c src/timefmt.c $(HOST_BEARSSL)
 build/fuzz/fuzz_middleware: $(HOST_BEARSSL)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.h) $$(FUZZ_SRCS_$$*)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_SRCS_$*) -o $@
 

@@ -14,6 +14,7 @@
 
 #include "http_write.h"
 #include "log.h"
+#include "timefmt.h"
 
 #define LOG_BUF 65536
 #define LINE_MAX_LEN 8192
@@ -188,12 +189,10 @@ void accesslog_write(const struct access_record *r)
 	char line[LINE_MAX_LEN];
 	size_t n = 0;
 	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
 	const char *proto = r->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 	if (format == ACCESS_LOG_JSON) {
-		char ts[32];
-		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char ts[TIMEFMT_RFC3339_LEN + 1];
+		timefmt_rfc3339(now, ts);
 		put_fmt(line, &n, "{\"ClientHost\":\"%s\",\"ClientUsername\":\"", r->client);
 		if (r->user.len)
 			put_escaped(line, &n, r->user);
@@ -217,8 +216,8 @@ void accesslog_write(const struct access_record *r)
 		put_raw(line, &n, r->service_url ? r->service_url : "");
 		put_fmt(line, &n, "\",\"Duration\":%lld}\n", (long long)(r->duration_ms * 1e6));
 	} else {
-		char ts[40];
-		strftime(ts, sizeof(ts), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+		char ts[TIMEFMT_CLF_LEN + 1];
+		timefmt_clf(now, ts);
 		put_fmt(line, &n, "%s - ", r->client);
 		if (r->user.len)
 			put_escaped(line, &n, r->user);

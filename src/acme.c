@@ -45,6 +45,7 @@
 #include "rand.h"
 #include "server.h"
 #include "strbuf.h"
+#include "timefmt.h"
 #include "tls_cert.h"
 
 #define HTTP_TIMEOUT 30.0      /* one ACME request */
@@ -226,13 +227,6 @@ __attribute__((format(printf, 3, 4))) static void olog(const struct acme_order *
 	va_end(ap);
 	names_text(o, names, sizeof(names));
 	log_msg(level, "acme %s: %s: %s", o->acc->cfg->name, names, msg);
-}
-
-static void fmt_time(time_t t, char *buf, size_t cap)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- challenges ---------------------------------------------------------------------- */
@@ -1438,10 +1432,10 @@ static time_t renew_time(const struct acme_order *o, const struct tls_cert *c, b
 static void schedule_renewal(struct acme_order *o, const struct tls_cert *c, bool fresh)
 {
 	time_t at = renew_time(o, c, fresh), now = time(NULL);
-	char until[32], when[32], issuer[128];
+	char until[TIMEFMT_RFC3339_LEN + 1], when[TIMEFMT_RFC3339_LEN + 1], issuer[128];
 
-	fmt_time(c->not_after, until, sizeof(until));
-	fmt_time(at, when, sizeof(when));
+	timefmt_rfc3339(c->not_after, until);
+	timefmt_rfc3339(at, when);
 	issuer_name(c, issuer, sizeof(issuer));
 	if (at <= now) {
 		olog(o, LOG_INFO, "certificate valid until %s, issuer \"%s\", due for renewal: ordering now",

@@ -14,6 +14,7 @@
 #include "server.h"
 #include "snapshot.h"
 #include "strbuf.h"
+#include "timefmt.h"
 #include "tls.h"
 #include "tls_cert.h"
 #include "upstream.h"
@@ -114,14 +115,6 @@ static void json_list(struct strbuf *b, const char *list)
 		p += n;
 	}
 	strbuf_put(b, "]", 1);
-}
-
-/* RFC 3339 UTC, e.g. 2026-11-27T19:02:54Z. */
-static void iso_time(time_t t, char out[32])
-{
-	struct tm tm;
-	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		strcpy(out, "1970-01-01T00:00:00Z");
 }
 
 /* ---- state of services and certificates ------------------------------------- */
@@ -315,9 +308,9 @@ static void api_certs(const struct snapshot *snap, struct strbuf *b, time_t now)
 	strbuf_put(b, "[", 1);
 	for (size_t i = 0; i < cert_count(snap); i++) {
 		const struct tls_cert *c = cert_at(snap, i);
-		char nb[32], na[32];
-		iso_time(c->not_before, nb);
-		iso_time(c->not_after, na);
+		char nb[TIMEFMT_RFC3339_LEN + 1], na[TIMEFMT_RFC3339_LEN + 1];
+		timefmt_rfc3339(c->not_before, nb);
+		timefmt_rfc3339(c->not_after, na);
 		bool first = true;
 		strbuf_str(b, i ? ",{" : "{");
 		json_key(b, "name", &first);
@@ -408,8 +401,8 @@ static enum health health_certs(const struct snapshot *snap, struct strbuf *b, b
 	for (size_t i = 0; i < cert_count(snap); i++) {
 		const struct tls_cert *c = cert_at(snap, i);
 		enum health h = cert_health(c->not_after, now);
-		char na[32];
-		iso_time(c->not_after, na);
+		char na[TIMEFMT_RFC3339_LEN + 1];
+		timefmt_rfc3339(c->not_after, na);
 		if (h > worst)
 			worst = h;
 		check_begin(b, first, "certificate", cert_name(c));
@@ -432,8 +425,8 @@ static enum health health_certs(const struct snapshot *snap, struct strbuf *b, b
 static int health_doc(const struct snapshot *snap, bool ready, struct strbuf *b)
 {
 	time_t now = time(NULL);
-	char now_iso[32];
-	iso_time(now, now_iso);
+	char now_iso[TIMEFMT_RFC3339_LEN + 1];
+	timefmt_rfc3339(now, now_iso);
 	struct strbuf checks = { 0 };
 	bool first = true;
 	enum health worst = HEALTH_PASS;

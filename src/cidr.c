@@ -1,5 +1,6 @@
 /* cidr.c - parsing of address ranges and the membership test used by ClientIP()
- * and trusted_proxies; no allocation except for cidr_list's array. */
+ * and trusted_proxies, and addresses as text; no allocation except for cidr_list's
+ * array. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* inet_pton under -std=c11 */
 #endif
@@ -193,4 +194,82 @@ void cidr_list_free(struct cidr_list *l)
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
+}
+
+static char *put_dec(char *p, unsigned v)
+{
+	if (v >= 100)
+		*p++ = (char)('0' + v / 100);
+	if (v >= 10)
+		*p++ = (char)('0' + v / 10 % 10);
+	*p++ = (char)('0' + v % 10);
+	return p;
+}
+
+static char *put_v4(char *p, const unsigned char *a)
+{
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			*p++ = '.';
+		p = put_dec(p, a[i]);
+	}
+	return p;
+}
+
+static char *put_hex(char *p, unsigned v)
+{
+	static const char digits[] = "0123456789abcdef";
+	bool started = false;
+	for (int shift = 12; shift >= 0; shift -= 4) {
+		unsigned d = (v >> shift) & 0xf;
+		if (d || started || shift == 0) {
+			*p++ = digits[d];
+			started = true;
+		}
+	}
+	return p;
+}
+
+size_t cidr_addr_text(const struct sockaddr *sa, char out[CIDR_ADDR_TEXT_MAX])
+{
+	char *p = out;
+
+	if (sa && sa->sa_family == AF_INET) {
+		p = put_v4(p, (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const unsigned char *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		if (memcmp(a, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0) {
+			p = put_v4(p, a + 12);
+		} else {
+			unsigned g[8];
+			int best = -1, best_len = 1; /* a single zero group is not compressed */
+			for (int i = 0; i < 8; i++)
+				g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+			for (int i = 0; i < 8;) {
+				int j = i;
+				while (j < 8 && g[j] == 0)
+					j++;
+				if (j - i > best_len) {
+					best = i;
+					best_len = j - i;
+				}
+				i = j > i ? j : i + 1;
+			}
+			for (int i = 0; i < 8; i++) {
+				if (i == best) {
+					*p++ = ':';
+					*p++ = ':';
+					i += best_len - 1;
+					continue;
+				}
+				if (i > 0 && i != best + best_len)
+					*p++ = ':';
+				p = put_hex(p, g[i]);
+			}
+		}
+	} else {
+		*p++ = '-';
+	}
+	*p = '\0';
+	return (size_t)(p - out);
 }

@@ -1,5 +1,5 @@
 /* cidr.h - IPv4/IPv6 address ranges ("10.0.0.0/8", "2001:db8::/32", bare addresses)
- * for ClientIP() rules and trusted_proxies. */
+ * for ClientIP() rules and trusted_proxies, and peer addresses as text. */
 #ifndef EDGEPROXY_CIDR_H
 #define EDGEPROXY_CIDR_H
 
@@ -35,5 +35,15 @@ struct cidr_list {
 int cidr_list_parse(struct slice comma_list, struct cidr_list *out);
 bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa);
 void cidr_list_free(struct cidr_list *l);
+
+/* Room for the longest cidr_addr_text, with its NUL. */
+#define CIDR_ADDR_TEXT_MAX 40
+
+/* The address of sa as text for logs and forwarded fields: dotted decimal, or RFC 5952
+ * IPv6 (lowercase, the longest run of two or more zero groups as "::"); an
+ * IPv4-mapped IPv6 address, a dual-stack listener's IPv4 client, as IPv4. "-" for
+ * any other family. out must hold CIDR_ADDR_TEXT_MAX bytes; returns the length.
+ * Per request, so without snprintf (inet_ntop formats through it). */
+size_t cidr_addr_text(const struct sockaddr *sa, char out[CIDR_ADDR_TEXT_MAX]);
 
 #endif

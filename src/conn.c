@@ -3,7 +3,6 @@
  * handler -> respond) -> conn_flush -> access log; then the next request. */
 #include "conn.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "acme.h"
 #include "admin.h"
 #include "buf.h"
+#include "cidr.h"
 #include "hello.h"
 #include "http_write.h"
 #include "log.h"
@@ -107,17 +107,6 @@ static void conn_close(struct conn *c)
 	server_conn_closed();
 }
 
-static void peer_to_text(const struct conn *c, char *text, size_t cap)
-{
-	const void *a = c->peer.sa.sa_family == AF_INET6 ? (const void *)&c->peer.v6.sin6_addr
-							  : (const void *)&c->peer.v4.sin_addr;
-	if (!inet_ntop(c->peer.sa.sa_family, a, text, (socklen_t)cap))
-		strcpy(text, "-");
-	/* Show IPv4 clients of a dual-stack listener as IPv4. */
-	if (strncmp(text, "::ffff:", 7) == 0 && strchr(text, '.'))
-		memmove(text, text + 7, strlen(text + 7) + 1);
-}
-
 /* The request state, from the pool; NULL (connection marked for closing) when
  * memory runs out. */
 static struct conn_req *conn_get_rq(struct conn *c)
@@ -133,7 +122,7 @@ static struct conn_req *conn_get_rq(struct conn *c)
 	memset(rq, 0, sizeof(*rq));
 	rq->body_fd = -1;
 	c->rq = rq;
-	peer_to_text(c, rq->peer_text, sizeof(rq->peer_text));
+	cidr_addr_text(&c->peer.sa, rq->peer_text); /* IPv4-mapped clients as IPv4 */
 	return rq;
 }
 

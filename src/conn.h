@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 
+#include "cidr.h"
 #include "ev.h"
 #include "http_parse.h"
 #include "server.h"
@@ -32,7 +33,7 @@ struct conn_req {
 	size_t head_scan; /* parser progress within the current head */
 	int minor;        /* the request's HTTP/1.x minor version, for the response */
 	bool head_req;    /* a HEAD request: the response has no body */
-	char peer_text[INET6_ADDRSTRLEN]; /* the client, as text (logs, forwarded fields) */
+	char peer_text[CIDR_ADDR_TEXT_MAX]; /* the client, as text (logs, forwarded fields) */
 	uint64_t body_left;          /* CONN_BODY with Content-Length */
 	struct http_chunked chunked; /* CONN_BODY with chunked */
 	bool body_is_chunked;

@@ -8,6 +8,8 @@
 
 #include <bearssl.h>
 
+#include "timefmt.h"
+
 static void wipe(void *p, size_t len)
 {
 	volatile unsigned char *v = p;
@@ -91,46 +93,24 @@ void der_small_uint(struct der_w *w, unsigned long v)
 	der_uint(w, b, sizeof(b));
 }
 
-/* Days since 1970-01-01 to a civil date, in 400-year eras that start on March 1st
- * (the leap day is then the last day of a year). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 void der_time(struct der_w *w, long long t)
 {
-	int64_t days = t / 86400, secs = t % 86400, y;
-	unsigned m, d;
+	struct timefmt_tm tm;
 	char s[32];
 	int n;
 
-	if (secs < 0) {
-		secs += 86400;
-		days--;
-	}
-	civil_from_days(days, &y, &m, &d);
-	unsigned hh = (unsigned)(secs / 3600), mm = (unsigned)(secs / 60 % 60),
-		 ss = (unsigned)(secs % 60);
-	bool utc = y >= 1950 && y < 2050;
-	if (y < 0 || y > 9999) {
+	timefmt_split(t, &tm);
+	bool utc = tm.year >= 1950 && tm.year < 2050;
+	if (tm.year < 0 || tm.year > 9999) {
 		w->overflow = true;
 		return;
 	}
 	if (utc)
-		n = snprintf(s, sizeof(s), "%02u%02u%02u%02u%02u%02uZ", (unsigned)(y % 100), m, d,
-			     hh, mm, ss);
+		n = snprintf(s, sizeof(s), "%02u%02u%02u%02u%02u%02uZ", (unsigned)(tm.year % 100),
+			     tm.mon, tm.mday, tm.hour, tm.min, tm.sec);
 	else
-		n = snprintf(s, sizeof(s), "%04u%02u%02u%02u%02u%02uZ", (unsigned)y, m, d, hh, mm,
-			     ss);
+		n = snprintf(s, sizeof(s), "%04u%02u%02u%02u%02u%02uZ", (unsigned)tm.year, tm.mon,
+			     tm.mday, tm.hour, tm.min, tm.sec);
 	der_tlv(w, utc ? DER_UTCTIME : DER_GENERALIZEDTIME, s, (size_t)n);
 }
 

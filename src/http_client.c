@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,8 @@
 #include "der.h"
 #include "http_parse.h"
 #include "rand.h"
+#include "timefmt.h"
+#include "tls_impl.h"
 
 #ifndef EDGEPROXY_VERSION
 #define EDGEPROXY_VERSION "dev"
@@ -436,13 +439,11 @@ long http_parse_retry_after(const char *v, long long now)
 		}
 		return *v == '\0' ? n : -1;
 	}
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!end || *end != '\0')
+	int64_t t;
+	if (timefmt_parse_imf(slice_cstr(v), &t) < 0)
 		return -1;
-	long long t = (long long)timegm(&tm);
-	return t <= now ? 0 : (long)(t - now);
+	/* capped where long has 32 bits (a date after 2038 would wrap) */
+	return t <= now ? 0 : t - now > LONG_MAX ? LONG_MAX : (long)(t - now);
 }
 
 /* Bytes of the response as they arrive, in order. */
@@ -688,7 +689,7 @@ static void client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
 	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
+	tls_impl_set_chapol(eng);
 }
 
 /* On failure the caller's call_fail frees whatever was allocated (call_free). */

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "timefmt.h"
+
 const char *http_reason(int status)
 {
 	switch (status) {
@@ -41,14 +43,12 @@ const char *http_reason(int status)
 
 struct slice http_date_now(void)
 {
-	static char text[40];
+	static char text[TIMEFMT_IMF_LEN + 1];
 	static time_t cached = -1;
 	static size_t len;
 	time_t now = time(NULL);
 	if (now != cached) {
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		len = strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		len = timefmt_imf(now, text);
 		cached = now;
 	}
 	return slice_make(text, len);

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timefmt.h"
+
 static enum log_level current_level = LOG_INFO;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static char origin[32];
@@ -41,10 +43,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	char line[1024];
 	struct timespec now;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	size_t n = timefmt_rfc3339(now.tv_sec, line);
+	line[n++] = ' ';
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%-5s %s%s", level_names[level], origin,
 			      origin[0] ? ": " : "");
 	va_list ap;

@@ -5,7 +5,6 @@
 #include "middleware.h"
 
 #include <netinet/in.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +15,12 @@
 #include "confval.h"
 #include "htpasswd.h"
 #include "rand.h"
+#include "regexp.h"
 #include "siphash.h"
 #include "source_table.h"
+
+/* Groups a redirect_regex replacement can name: $0 (the match) to $9. */
+#define REGEX_GROUPS 10
 
 /* Sources tracked per ratelimit / inflight middleware. An inflight table holds at
  * least every source with a request in flight, so it is larger. */
@@ -148,8 +151,7 @@ struct middleware {
 			bool permanent;
 		} redirect_scheme;
 		struct {
-			regex_t re;
-			bool compiled;
+			struct regexp *re; /* owner: this */
 			struct slice replacement;
 			bool permanent;
 		} redirect_regex;
@@ -487,17 +489,14 @@ static void compile_redirect_scheme(struct compile *cx)
 static void compile_redirect_regex(struct compile *cx)
 {
 	struct middleware *m = cx->m;
-	const struct conf_kv *re = need_kv(cx, "regex", "POSIX-ERE");
+	const struct conf_kv *re = need_kv(cx, "regex", "regular expression (Go syntax)");
 	const struct conf_kv *rep = need_kv(cx, "replacement", "URL (with $1..$9)");
 	if (re) {
-		int rc = regcomp(&m->u.redirect_regex.re, re->value, REG_EXTENDED);
-		if (rc != 0) {
-			char msg[128];
-			regerror(rc, &m->u.redirect_regex.re, msg, sizeof(msg));
+		char msg[128];
+		m->u.redirect_regex.re = regexp_compile(re->value, strlen(re->value), REGEX_GROUPS, msg,
+							sizeof(msg));
+		if (!m->u.redirect_regex.re)
 			ERR(cx, re->line, "regex: %s: '%s'", msg, re->value);
-		} else {
-			m->u.redirect_regex.compiled = true;
-		}
 	}
 	if (rep) {
 		if (rep->value[0] == '\0' || !is_field_value(rep->value))
@@ -786,8 +785,7 @@ void middleware_free(struct middleware *m)
 		source_table_free(m->u.inflight.src.table);
 		break;
 	case T_REDIRECT_REGEX:
-		if (m->u.redirect_regex.compiled)
-			regfree(&m->u.redirect_regex.re);
+		regexp_free(m->u.redirect_regex.re);
 		break;
 	case T_STRIP_PREFIX:
 		free(m->u.strip.prefixes);
@@ -1104,8 +1102,6 @@ static int run_redirect_scheme(const struct middleware *m, struct run *run)
 	return redirect(run, location, m->u.redirect_scheme.permanent);
 }
 
-#define REGEX_GROUPS 10
-
 static bool is_name_char(char c)
 {
 	return is_alpha(c) || (c >= '0' && c <= '9') || c == '_';
@@ -1115,7 +1111,8 @@ static bool is_name_char(char c)
  * does (Traefik's semantics): $1 or ${1} is a group, $$ a '$'; a name that is
  * not a group number ($1x, $name) expands to nothing; a '$' not followed by a
  * name stays as it is. */
-static void expand(struct sbuild *b, struct slice rep, const char *subject, const regmatch_t *groups)
+static void expand(struct sbuild *b, struct slice rep, const char *subject,
+		   const struct regexp_span *groups)
 {
 	size_t i = 0;
 	while (i < rep.len) {
@@ -1141,24 +1138,26 @@ static void expand(struct sbuild *b, struct slice rep, const char *subject, cons
 		int num = 0;
 		for (size_t k = start; k < end && num >= 0; k++)
 			num = rep.p[k] >= '0' && rep.p[k] <= '9' && num < 1000 ? num * 10 + (rep.p[k] - '0') : -1;
-		if (num >= 0 && num < REGEX_GROUPS && groups[num].rm_so >= 0)
-			sb_put(b, slice_make(subject + groups[num].rm_so,
-					     (size_t)(groups[num].rm_eo - groups[num].rm_so)));
+		if (num >= 0 && num < REGEX_GROUPS && groups[num].so >= 0)
+			sb_put(b, slice_make(subject + groups[num].so,
+					     (size_t)(groups[num].eo - groups[num].so)));
 		i = end + braced;
 	}
 }
 
 /* Go's ReplaceAllString over the URL: every non-overlapping match replaced (an
- * empty match right after a match is skipped). Returns whether anything matched. */
-static bool replace_all(const regex_t *re, struct slice rep, const char *url, size_t url_len, struct sbuild *b)
+ * empty match right after a match is skipped); each search continues in the whole
+ * URL, so ^ still means its start. Returns whether anything matched. */
+static bool replace_all(const struct regexp *re, struct slice rep, const char *url, size_t url_len,
+			struct sbuild *b)
 {
 	size_t pos = 0, prev_end = (size_t)-1;
 	bool matched = false;
 	while (pos <= url_len) {
-		regmatch_t g[REGEX_GROUPS];
-		if (regexec(re, url + pos, REGEX_GROUPS, g, pos ? REG_NOTBOL : 0) != 0)
+		struct regexp_span g[REGEX_GROUPS];
+		if (!regexp_search(re, slice_make(url, url_len), pos, false, g))
 			break;
-		size_t so = pos + (size_t)g[0].rm_so, eo = pos + (size_t)g[0].rm_eo;
+		size_t so = (size_t)g[0].so, eo = (size_t)g[0].eo;
 		if (so == eo && so == prev_end) {
 			if (so >= url_len)
 				break;
@@ -1168,7 +1167,7 @@ static bool replace_all(const regex_t *re, struct slice rep, const char *url, si
 		}
 		matched = true;
 		sb_put(b, slice_make(url + pos, so - pos));
-		expand(b, rep, url + pos, g);
+		expand(b, rep, url, g);
 		prev_end = eo;
 		if (so == eo) {
 			if (so >= url_len) {
@@ -1206,11 +1205,10 @@ static int run_redirect_regex(const struct middleware *m, struct run *run)
 			memcpy(url + len, parts[i].p, parts[i].len);
 		len += parts[i].len;
 	}
-	url[len] = '\0';
 	if (memchr(url, '\0', len))
-		return 0; /* regexec could not see past it */
+		return 0; /* no URL holds a NUL byte: leave such a request alone */
 	struct sbuild b = sb_start(run->st);
-	if (!replace_all(&m->u.redirect_regex.re, m->u.redirect_regex.replacement, url, len, &b))
+	if (!replace_all(m->u.redirect_regex.re, m->u.redirect_regex.replacement, url, len, &b))
 		return 0;
 	struct slice location = sb_commit(&b);
 	if (!location.p)

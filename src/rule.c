@@ -1,25 +1,23 @@
 /* rule.c - the Traefik v3 router rule language: a recursive-descent compiler to a small
  * tree (regexps and CIDRs prepared once), and an allocation-free matcher. */
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* regcomp/regexec under -std=c11 */
-#endif
 #include "rule.h"
 
 #include <limits.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cidr.h"
+#include "regexp.h"
 
 /* '(' groups plus '!' prefixes; bounds the compiler's and the matcher's recursion so a
  * hostile or careless config cannot exhaust the stack. */
 #define RULE_MAX_DEPTH 64
 
-/* Largest subject handed to regexec; see regex_match(). */
-#define RULE_REGEX_SUBJECT_MAX 8192
+/* Longest query value QueryRegexp decodes and matches; a longer one does not match.
+ * Request heads are capped by max_header_size, so only absurd values get there. */
+#define RULE_QUERY_VALUE_MAX 8192
 
 enum rule_op {
 	OP_AND,
@@ -45,8 +43,7 @@ struct rule {
 	char *arg[2];        /* matcher arguments, NUL-terminated; owner: this node */
 	size_t arglen[2];
 	unsigned nargs;
-	bool has_re;         /* re compiled from the last argument; regfree'd with the node */
-	regex_t re;
+	struct regexp *re;   /* compiled from the last argument, or NULL; owner: this node */
 	struct cidr cidr;    /* ClientIP */
 };
 
@@ -166,8 +163,7 @@ static void node_free(struct rule *r)
 	free(r->kids);
 	free(r->arg[0]);
 	free(r->arg[1]);
-	if (r->has_re)
-		regfree(&r->re);
+	regexp_free(r->re);
 	free(r);
 }
 
@@ -339,237 +335,19 @@ static int parse_args(struct parser *p, size_t open, struct arg_list *a)
 	}
 }
 
-/* Expanded size at which a regexp is refused, and how deeply its groups may nest.
- * Both engines copy the operand of a bounded repetition (and glibc that of '+') once
- * per count, so "(a{255}){255}" or "a+++++...+" costs memory exponential in its length;
- * RE2 (Traefik) refuses such patterns too ("expression too large"). */
-#define RULE_REGEX_MAX_SIZE 4096
-#define RULE_REGEX_MAX_GROUPS 32
-
-static size_t sat_add(size_t a, size_t b)
-{
-	return a + b > RULE_REGEX_MAX_SIZE ? RULE_REGEX_MAX_SIZE + 1 : a + b;
-}
-
-static size_t sat_mul(size_t a, size_t b)
-{
-	if (a == 0 || b == 0)
-		return 0;
-	return a > (RULE_REGEX_MAX_SIZE + 1) / b ? RULE_REGEX_MAX_SIZE + 1 : a * b;
-}
-
-/* Reads an interval "{n}", "{n,}" or "{n,m}" at re[i]; returns its length (0 if it is
- * not one, and '{' is then an ordinary character) and the copies it makes in *copies. */
-static size_t interval_at(const char *re, size_t len, size_t i, size_t *copies)
-{
-	size_t j = i + 1, n = 0, m = 0;
-	bool comma = false, have_m = false;
-
-	if (j >= len || re[j] < '0' || re[j] > '9')
-		return 0;
-	for (; j < len && re[j] >= '0' && re[j] <= '9'; j++)
-		n = n > RULE_REGEX_MAX_SIZE ? n : n * 10 + (size_t)(re[j] - '0');
-	if (j < len && re[j] == ',') {
-		comma = true;
-		for (j++; j < len && re[j] >= '0' && re[j] <= '9'; j++) {
-			m = m > RULE_REGEX_MAX_SIZE ? m : m * 10 + (size_t)(re[j] - '0');
-			have_m = true;
-		}
-	}
-	if (j >= len || re[j] != '}')
-		return 0;
-	*copies = have_m ? (m > n ? m : n) : comma ? n + 1 : n;
-	if (*copies == 0)
-		*copies = 1;
-	return j + 1 - i;
-}
-
-/* Go's RE2 (Traefik) and musl's TRE understand \d \w \s, glibc's regcomp has no \d;
- * the Perl shorthands are rewritten as POSIX brackets so that a rule means the same on
- * every build. Back-references (\1..\9) are refused: RE2 has none, and they send
- * TRE and glibc into exponential backtracking on crafted requests. The expanded size
- * and group nesting are bounded (above) so that no pattern can exhaust memory or stack
- * in regcomp. Returns a malloc'd pattern, or NULL with *why set. */
-static char *regex_translate(const char *re, size_t len, const char **why)
-{
-	static const char *const out_cls[] = { "[0-9]", "[^0-9]", "[0-9A-Za-z_]",
-					      "[^0-9A-Za-z_]", "[[:space:]]", "[^[:space:]]" };
-	static const char *const in_cls[] = { "0-9", NULL, "0-9A-Za-z_", NULL, "[:space:]", NULL };
-	static const char shorthand[] = "dDwWsS";
-	size_t sum[RULE_REGEX_MAX_GROUPS + 1] = { 0 }; /* expanded size of each open group */
-	size_t last = 0;                                /* size of the operand just read */
-	unsigned g = 0;
-	char *out = malloc(len * 7 + 1); /* "\W" (2 bytes) grows to 13 at most */
-	size_t o = 0, i = 0, copies, n;
-	bool in_bracket = false, after_repeat = false; /* the last token was x*, x{n}... */
-
-	*why = "out of memory";
-	if (!out)
-		return NULL;
-	while (i < len) {
-		char c = re[i];
-		bool was_repeat = after_repeat;
-		after_repeat = false;
-		if (sum[g] > RULE_REGEX_MAX_SIZE) {
-			*why = "too large once its repetitions are expanded";
-			goto bad;
-		}
-		if (in_bracket) {
-			if (c == ']') {
-				in_bracket = false;
-				out[o++] = re[i++];
-			} else if (c == '[' && i + 1 < len &&
-				   (re[i + 1] == ':' || re[i + 1] == '.' || re[i + 1] == '=')) {
-				/* [:class:], [.coll.], [=equiv=]: copied through their closer */
-				char kind = re[i + 1];
-				out[o++] = re[i++];
-				out[o++] = re[i++];
-				while (i < len && !(re[i] == kind && i + 1 < len && re[i + 1] == ']'))
-					out[o++] = re[i++];
-				if (i < len) {
-					out[o++] = re[i++];
-					out[o++] = re[i++];
-				}
-			} else if (c == '\\' && i + 1 < len && re[i + 1] != '\0' &&
-				   strchr(shorthand, re[i + 1])) {
-				const char *cls = in_cls[strchr(shorthand, re[i + 1]) - shorthand];
-				if (!cls) {
-					*why = "negated class \\D, \\W or \\S inside [...]";
-					goto bad;
-				}
-				memcpy(out + o, cls, strlen(cls));
-				o += strlen(cls);
-				i += 2;
-			} else {
-				out[o++] = re[i++];
-			}
-			continue;
-		}
-		switch (c) {
-		case '[':
-			in_bracket = true;
-			last = 1;
-			sum[g] = sat_add(sum[g], 1);
-			out[o++] = re[i++];
-			if (i < len && re[i] == '^')
-				out[o++] = re[i++];
-			if (i < len && re[i] == ']') /* a leading ']' is a member, not the end */
-				out[o++] = re[i++];
-			continue;
-		case '(':
-			if (g == RULE_REGEX_MAX_GROUPS) {
-				*why = "groups nested too deeply";
-				goto bad;
-			}
-			sum[++g] = 0;
-			last = 0;
-			out[o++] = re[i++];
-			continue;
-		case ')':
-			if (g > 0) {
-				last = sum[g] ? sum[g] : 1;
-				g--;
-				sum[g] = sat_add(sum[g], last);
-			}
-			out[o++] = re[i++];
-			continue;
-		case '|':
-			last = 0; /* the branches' sizes add up in sum[g] */
-			out[o++] = re[i++];
-			continue;
-		case '*':
-		case '?':
-		case '+':
-		case '{':
-			n = c == '{' ? interval_at(re, len, i, &copies) : 1;
-			if (n == 0)
-				break; /* not an interval: regcomp judges the '{' */
-			if (was_repeat) {
-				/* RE2 refuses "a**", "a+*", "a{2}{3}" too; glibc takes seconds
-				 * to compile some of them */
-				*why = "stacked repetition operators (use a group)";
-				goto bad;
-			}
-			if (c == '+') {
-				copies = 2; /* glibc compiles x+ as x x* */
-			} else if (c != '{') {
-				copies = 1;
-			} else if (copies > 255) {
-				/* musl's RE_DUP_MAX; glibc would allow more, keep builds alike */
-				*why = "repetition count above 255";
-				goto bad;
-			}
-			sum[g] = sat_add(sum[g], sat_mul(last, copies - 1));
-			last = sat_mul(last, copies);
-			memcpy(out + o, re + i, n);
-			o += n;
-			i += n;
-			/* RE2's non-greedy "x*?" means, for a yes/no match, what POSIX
-			 * reads as (x*)? */
-			if (i < len && re[i] == '?')
-				out[o++] = re[i++];
-			after_repeat = true;
-			continue;
-		case '\\':
-			if (i + 1 >= len)
-				break; /* a trailing backslash: regcomp reports it */
-			if (re[i + 1] >= '1' && re[i + 1] <= '9') {
-				*why = "back-references are not supported";
-				goto bad;
-			}
-			last = 1;
-			sum[g] = sat_add(sum[g], 1);
-			if (re[i + 1] != '\0' && strchr(shorthand, re[i + 1])) {
-				const char *cls = out_cls[strchr(shorthand, re[i + 1]) - shorthand];
-				memcpy(out + o, cls, strlen(cls));
-				o += strlen(cls);
-			} else {
-				out[o++] = re[i];
-				out[o++] = re[i + 1];
-			}
-			i += 2;
-			continue;
-		default:
-			break;
-		}
-		last = 1;
-		sum[g] = sat_add(sum[g], 1);
-		out[o++] = re[i++];
-	}
-	size_t total = 0;
-	for (unsigned k = 0; k <= g; k++)
-		total = sat_add(total, sum[k]);
-	if (total > RULE_REGEX_MAX_SIZE) {
-		*why = "too large once its repetitions are expanded";
-		goto bad;
-	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
+/* Go's RE2 syntax, as Traefik takes it (regexp.c); the engine bounds the pattern's
+ * size and nesting, and matching time is linear, so no rule can be made to eat
+ * memory or CPU. */
 static int compile_regex(struct parser *p, struct rule *r, const struct arg *a,
 			 const char *name)
 {
-	const char *why;
-	char *pat = regex_translate(a->s, a->len, &why);
-	int rc;
+	char msg[128];
 
-	if (!pat) {
-		fail(p, a->at, "bad regexp in '%s': %s", name, why);
-		return -1;
-	}
-	rc = regcomp(&r->re, pat, REG_EXTENDED | REG_NOSUB);
-	free(pat);
-	if (rc != 0) {
-		char msg[128];
-		regerror(rc, &r->re, msg, sizeof(msg));
+	r->re = regexp_compile(a->s, a->len, 0, msg, sizeof(msg));
+	if (!r->re) {
 		fail(p, a->at, "bad regexp in '%s': %s", name, msg);
 		return -1;
 	}
-	r->has_re = true;
 	return 0;
 }
 
@@ -915,21 +693,11 @@ static struct slice host_without_port(struct slice h)
 	return slice_make(h.p, at);
 }
 
-/* POSIX regexec needs a NUL-terminated string and musl has no REG_STARTEND, so the
- * subject is copied to a bounded stack buffer. A subject that does not fit, or that
- * holds a NUL (possible after percent-decoding a query), does not match: regexec would
- * see only a prefix of it, and a prefix can match a pattern the whole value does not.
- * Request heads are capped by max_header_size, so only absurd values hit the limit. */
-static bool regex_match(const regex_t *re, const char *p, size_t len, bool lower)
+/* Whether re matches anywhere in p[0..len); lower: as if the bytes were lowercase
+ * (host names). */
+static bool regex_match(const struct regexp *re, const char *p, size_t len, bool lower)
 {
-	char buf[RULE_REGEX_SUBJECT_MAX];
-
-	if (len >= sizeof(buf) || (len && memchr(p, '\0', len)))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		buf[i] = lower ? ascii_lower(p[i]) : p[i];
-	buf[len] = '\0';
-	return regexec(re, buf, 0, NULL, 0) == 0;
+	return regexp_search(re, slice_make(p, len), 0, lower, NULL);
 }
 
 static bool match_host(const struct rule *r, struct slice host)
@@ -1055,7 +823,7 @@ static bool match_query(const struct rule *r, struct slice q)
 
 static bool match_query_regexp(const struct rule *r, struct slice q)
 {
-	char buf[RULE_REGEX_SUBJECT_MAX];
+	char buf[RULE_QUERY_VALUE_MAX];
 	struct slice key, val;
 	size_t i = 0;
 
@@ -1063,7 +831,7 @@ static bool match_query_regexp(const struct rule *r, struct slice q)
 		if (query_component_eq(key, r->arg[0], r->arglen[0]) != 1)
 			continue;
 		long n = query_decode(val, buf, sizeof(buf));
-		if (n >= 0 && regex_match(&r->re, buf, (size_t)n, false))
+		if (n >= 0 && regex_match(r->re, buf, (size_t)n, false))
 			return true;
 	}
 	return false;
@@ -1078,7 +846,7 @@ static bool match_header(const struct rule *r, const struct rule_subject *s, boo
 		const struct http_field *f = &s->fields[i];
 		if (!slice_case_eq(f->name, name))
 			continue;
-		if (regexp ? regex_match(&r->re, f->value.p, f->value.len, false)
+		if (regexp ? regex_match(r->re, f->value.p, f->value.len, false)
 			   : slice_eq(f->value, want))
 			return true;
 	}
@@ -1109,14 +877,14 @@ bool rule_match(const struct rule *r, const struct rule_subject *s)
 		return match_host(r, s->host);
 	case OP_HOST_REGEXP: {
 		struct slice h = host_without_port(s->host);
-		return regex_match(&r->re, h.p, h.len, true);
+		return regex_match(r->re, h.p, h.len, true);
 	}
 	case OP_PATH:
 		return slice_eq(s->path, arg0);
 	case OP_PATH_PREFIX:
 		return slice_has_prefix(s->path, arg0);
 	case OP_PATH_REGEXP:
-		return regex_match(&r->re, s->path.p, s->path.len, false);
+		return regex_match(r->re, s->path.p, s->path.len, false);
 	case OP_METHOD:
 		return slice_eq(s->method, arg0);
 	case OP_HEADER:

@@ -17,6 +17,7 @@
 #include "http_write.h"
 #include "middleware.h"
 #include "static_path.h"
+#include "timefmt.h"
 
 static const struct {
 	const char *ext;
@@ -52,24 +53,11 @@ static void respond_text(struct conn *c, int status, const char *extra)
 	conn_respond(c, status, "text/plain; charset=utf-8", slice_cstr(text), extra);
 }
 
-static void format_http_date(time_t t, char *out, size_t len)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
 /* Parses an IMF-fixdate (RFC 9110 §5.6.7); -1 if it is not one. */
 static time_t parse_http_date(struct slice s)
 {
-	char buf[40];
-	struct tm tm = { 0 };
-	if (!slice_to_cstr(s, buf, sizeof(buf)))
-		return -1;
-	const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (!end || *end)
-		return -1;
-	return timegm(&tm);
+	int64_t t;
+	return timefmt_parse_imf(s, &t) < 0 ? -1 : (time_t)t;
 }
 
 /* The single range of a "bytes=" Range field (RFC 9110 §14.1.2). Returns 1 with
@@ -169,10 +157,10 @@ void static_handle(struct conn *c, const struct service_rt *svc)
 		return;
 	}
 
-	char etag[64], modified[40], headers[512];
+	char etag[64], modified[TIMEFMT_IMF_LEN + 1], headers[512];
 	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
 		 (unsigned long long)st.st_mtime);
-	format_http_date(st.st_mtime, modified, sizeof(modified));
+	timefmt_imf(st.st_mtime, modified);
 	/* RFC 9110 §13.2.2: If-None-Match takes precedence over If-Modified-Since. */
 	const struct http_field *inm = http_find_field(r->fields, r->nfields, SLICE_LIT("If-None-Match"));
 	const struct http_field *ims = http_find_field(r->fields, r->nfields, SLICE_LIT("If-Modified-Since"));

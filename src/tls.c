@@ -22,6 +22,7 @@
 #include "rand.h"
 #include "tls_ca.h"
 #include "tls_cert.h"
+#include "tls_impl.h"
 
 #define TLS_OUT_BUF (8192 + 85) /* record payload up to 8 KiB + header and MAC/tag */
 
@@ -310,7 +311,7 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 		br_ssl_engine_set_prf10(eng, &br_tls10_prf);
 	}
 	br_ssl_engine_set_default_aes_gcm(eng);
-	br_ssl_engine_set_default_chapol(eng);
+	tls_impl_set_chapol(eng);
 	if (store->compatible)
 		br_ssl_engine_set_default_aes_cbc(eng);
 	br_ssl_engine_set_buffers_bidi(eng, t->bufs->in, sizeof(t->bufs->in), t->bufs->out, sizeof(t->bufs->out));

@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "der.h"
 #include "rand.h"
 #include "slice.h"
+#include "timefmt.h"
 
 #define SELF_CN "edgeproxy default"
 #define SELF_SAN "localhost"
@@ -259,103 +261,20 @@ static int pem_each(const char *data, size_t len, const char *src, pem_object_fn
 	return rc;
 }
 
-/* ---- DER reading (bounds-checked; only what X.509 certificates need) ----------- */
-
-struct der {
-	const unsigned char *p;
-	size_t len;
-};
-
-enum {
-	DER_BOOLEAN = 0x01,
-	DER_INTEGER = 0x02,
-	DER_BIT_STRING = 0x03,
-	DER_OCTET_STRING = 0x04,
-	DER_OID = 0x06,
-	DER_UTF8STRING = 0x0c,
-	DER_PRINTABLESTRING = 0x13,
-	DER_T61STRING = 0x14,
-	DER_IA5STRING = 0x16,
-	DER_UTCTIME = 0x17,
-	DER_GENERALIZEDTIME = 0x18,
-	DER_SEQUENCE = 0x30,
-	DER_SET = 0x31,
-	DER_CTX0 = 0xa0,        /* [0] constructed: TBSCertificate version */
-	DER_CTX3 = 0xa3,        /* [3] constructed: TBSCertificate extensions */
-	DER_DNSNAME = 0x82,     /* GeneralName [2] IMPLICIT IA5String */
-};
+/* ---- DER reading (der.c; only what X.509 certificates need) ------------------ */
 
 static const unsigned char oid_common_name[] = { 0x55, 0x04, 0x03 };      /* 2.5.4.3 */
 static const unsigned char oid_subject_alt_name[] = { 0x55, 0x1d, 0x11 }; /* 2.5.29.17 */
 
-/* Takes one TLV off the front of in: single-byte tags, definite lengths of up to four
- * length bytes, contents inside in. */
-static int der_read(struct der *in, unsigned *tag, struct der *val)
-{
-	size_t len, hdr = 2;
-
-	if (in->len < 2 || (in->p[0] & 0x1f) == 0x1f)
-		return -1;
-	*tag = in->p[0];
-	len = in->p[1];
-	if (len & 0x80) {
-		size_t k = len & 0x7f;
-		if (k == 0 || k > 4 || k > in->len - 2) /* 0: indefinite length, BER only */
-			return -1;
-		len = 0;
-		for (size_t i = 0; i < k; i++)
-			len = (len << 8) | in->p[2 + i];
-		hdr += k;
-	}
-	if (len > in->len - hdr)
-		return -1;
-	val->p = in->p + hdr;
-	val->len = len;
-	in->p += hdr + len;
-	in->len -= hdr + len;
-	return 0;
-}
-
-static int der_expect(struct der *in, unsigned tag, struct der *val)
+static int der_expect(struct der_r *in, unsigned tag, struct der_r *val)
 {
 	unsigned t;
-	return der_read(in, &t, val) < 0 || t != tag ? -1 : 0;
+	return der_get(in, &t, val) < 0 || t != tag ? -1 : 0;
 }
 
-static bool der_is(struct der v, const unsigned char *bytes, size_t n)
+static bool der_is(struct der_r v, const unsigned char *bytes, size_t n)
 {
 	return v.len == n && memcmp(v.p, bytes, n) == 0;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. Counts in
- * 400-year eras starting on March 1st, so the leap day is the last of its year. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);                        /* 0..399 */
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  /* 0..365 */
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            /* 0..146096 */
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* The inverse of days_from_civil. */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static bool leap_year(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
 /* Parses n decimal digits. */
@@ -373,9 +292,8 @@ static int digits(const unsigned char *p, size_t n, unsigned *out)
 
 /* RFC 5280 §4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY < 50 is 20YY) or GeneralizedTime
  * YYYYMMDDHHMMSSZ, always UTC, no fractions. */
-static int der_time(unsigned tag, struct der v, time_t *out)
+static int x509_time(unsigned tag, struct der_r v, time_t *out)
 {
-	static const unsigned char mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	unsigned y, mo, d, h, mi, s;
 	size_t yl;
 
@@ -391,10 +309,10 @@ static int der_time(unsigned tag, struct der v, time_t *out)
 		return -1;
 	if (yl == 2)
 		y += y < 50 ? 2000 : 1900;
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-	    (mo == 2 && d == 29 && !leap_year(y)) || h > 23 || mi > 59 || s > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > timefmt_month_days(y, mo) || h > 23 || mi > 59 ||
+	    s > 60)
 		return -1;
-	*out = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
+	*out = (time_t)(timefmt_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
 	return 0;
 }
 
@@ -470,15 +388,15 @@ static int names_add(struct names *l, const unsigned char *p, size_t len)
 }
 
 /* subjectAltName (RFC 5280 §4.2.1.6): SEQUENCE OF GeneralName; dNSName is [2]. */
-static int walk_san(struct der ext_value, struct names *l, bool *saw_dns)
+static int walk_san(struct der_r ext_value, struct names *l, bool *saw_dns)
 {
-	struct der gns, gn;
+	struct der_r gns, gn;
 	unsigned tag;
 
 	if (der_expect(&ext_value, DER_SEQUENCE, &gns) < 0 || ext_value.len != 0)
 		return -1;
 	while (gns.len > 0) {
-		if (der_read(&gns, &tag, &gn) < 0)
+		if (der_get(&gns, &tag, &gn) < 0)
 			return -1;
 		if (tag != DER_DNSNAME)
 			continue;
@@ -490,9 +408,9 @@ static int walk_san(struct der ext_value, struct names *l, bool *saw_dns)
 }
 
 /* Finds the last commonName in a Name (the most specific one, RFC 6125 §2.3.1). */
-static int walk_subject_cn(struct der name, struct der *cn, bool *found)
+static int walk_subject_cn(struct der_r name, struct der_r *cn, bool *found)
 {
-	struct der rdn, atv, oid, val;
+	struct der_r rdn, atv, oid, val;
 	unsigned tag;
 
 	while (name.len > 0) {
@@ -500,7 +418,7 @@ static int walk_subject_cn(struct der name, struct der *cn, bool *found)
 			return -1;
 		while (rdn.len > 0) {
 			if (der_expect(&rdn, DER_SEQUENCE, &atv) < 0 ||
-			    der_expect(&atv, DER_OID, &oid) < 0 || der_read(&atv, &tag, &val) < 0)
+			    der_expect(&atv, DER_OID, &oid) < 0 || der_get(&atv, &tag, &val) < 0)
 				return -1;
 			if (!der_is(oid, oid_common_name, sizeof(oid_common_name)))
 				continue;
@@ -520,7 +438,7 @@ static int walk_subject_cn(struct der name, struct der *cn, bool *found)
 static int walk_leaf(const unsigned char *p, size_t len, struct tls_cert *c, struct names *l,
 		     const char **why)
 {
-	struct der in = { p, len }, cert, tbs, v, validity, subject, exts, ext, oid, val, cn;
+	struct der_r in = { p, len }, cert, tbs, v, validity, subject, exts, ext, oid, val, cn;
 	unsigned tag;
 	bool saw_dns = false, have_cn = false;
 
@@ -528,7 +446,7 @@ static int walk_leaf(const unsigned char *p, size_t len, struct tls_cert *c, str
 	if (der_expect(&in, DER_SEQUENCE, &cert) < 0 || in.len != 0 ||
 	    der_expect(&cert, DER_SEQUENCE, &tbs) < 0)
 		return -1;
-	if (tbs.len > 0 && tbs.p[0] == DER_CTX0 && der_read(&tbs, &tag, &v) < 0)
+	if (tbs.len > 0 && tbs.p[0] == DER_CTX0 && der_get(&tbs, &tag, &v) < 0)
 		return -1;
 	if (der_expect(&tbs, DER_INTEGER, &v) < 0 ||     /* serialNumber */
 	    der_expect(&tbs, DER_SEQUENCE, &v) < 0 ||    /* signature */
@@ -538,14 +456,14 @@ static int walk_leaf(const unsigned char *p, size_t len, struct tls_cert *c, str
 	    der_expect(&tbs, DER_SEQUENCE, &v) < 0)      /* subjectPublicKeyInfo */
 		return -1;
 	*why = "bad validity dates";
-	if (der_read(&validity, &tag, &v) < 0 || der_time(tag, v, &c->not_before) < 0 ||
-	    der_read(&validity, &tag, &v) < 0 || der_time(tag, v, &c->not_after) < 0 ||
+	if (der_get(&validity, &tag, &v) < 0 || x509_time(tag, v, &c->not_before) < 0 ||
+	    der_get(&validity, &tag, &v) < 0 || x509_time(tag, v, &c->not_after) < 0 ||
 	    validity.len != 0)
 		return -1;
 	*why = "malformed extensions";
 	/* issuerUniqueID [1] and subjectUniqueID [2] may precede extensions [3]. */
 	while (tbs.len > 0) {
-		if (der_read(&tbs, &tag, &v) < 0)
+		if (der_get(&tbs, &tag, &v) < 0)
 			return -1;
 		if (tag != DER_CTX3)
 			continue;
@@ -555,7 +473,7 @@ static int walk_leaf(const unsigned char *p, size_t len, struct tls_cert *c, str
 			if (der_expect(&exts, DER_SEQUENCE, &ext) < 0 ||
 			    der_expect(&ext, DER_OID, &oid) < 0)
 				return -1;
-			if (ext.len > 0 && ext.p[0] == DER_BOOLEAN && der_read(&ext, &tag, &v) < 0)
+			if (ext.len > 0 && ext.p[0] == DER_BOOLEAN && der_get(&ext, &tag, &v) < 0)
 				return -1; /* critical */
 			if (der_expect(&ext, DER_OCTET_STRING, &val) < 0)
 				return -1;
@@ -741,7 +659,7 @@ static int key_copy(const br_skey_decoder_context *dc, struct tls_cert *c)
  * the rest, and BearSSL's decoder would refuse key types it does not know. */
 static bool der_single_sequence(const br_x509_certificate *x)
 {
-	struct der in = { x->data, x->data_len }, v;
+	struct der_r in = { x->data, x->data_len }, v;
 	return der_expect(&in, DER_SEQUENCE, &v) == 0 && in.len == 0;
 }
 
@@ -963,61 +881,6 @@ const struct tls_cert *tls_cert_pick(struct tls_cert *const *certs, size_t n, co
 
 /* ---- the self-signed default certificate ------------------------------------- */
 
-/* A DER writer into a fixed buffer. Constructed values are opened with a one-byte
- * length placeholder and closed by moving the contents once their length is known. */
-struct der_w {
-	unsigned char *buf;
-	size_t cap, len;
-	bool overflow;
-};
-
-static void w_raw(struct der_w *w, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	if (w->overflow || n > w->cap - w->len) {
-		w->overflow = true;
-		return;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-}
-
-static size_t w_open(struct der_w *w, unsigned char tag)
-{
-	unsigned char hdr[2] = { tag, 0 };
-	w_raw(w, hdr, 2);
-	return w->len; /* where the contents start */
-}
-
-static void w_close(struct der_w *w, size_t start)
-{
-	if (w->overflow)
-		return;
-	size_t n = w->len - start;
-	size_t extra = n < 0x80 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 3;
-	if (extra == 3 || extra > w->cap - w->len) {
-		w->overflow = true;
-		return;
-	}
-	memmove(w->buf + start + extra, w->buf + start, n);
-	if (extra == 0) {
-		w->buf[start - 1] = (unsigned char)n;
-	} else {
-		w->buf[start - 1] = (unsigned char)(0x80 | extra);
-		for (size_t i = 0; i < extra; i++)
-			w->buf[start + i] = (unsigned char)(n >> (8 * (extra - 1 - i)));
-	}
-	w->len += extra;
-}
-
-static void w_tlv(struct der_w *w, unsigned char tag, const void *p, size_t n)
-{
-	size_t s = w_open(w, tag);
-	w_raw(w, p, n);
-	w_close(w, s);
-}
-
 static const unsigned char oid_ecdsa_sha256[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
 static const unsigned char oid_ec_public_key[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01 };
 static const unsigned char oid_prime256v1[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
@@ -1029,45 +892,21 @@ static const unsigned char oid_server_auth[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0
 /* AlgorithmIdentifier for ecdsa-with-SHA256: no parameters (RFC 5758 §3.2). */
 static void w_sig_alg(struct der_w *w)
 {
-	size_t s = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_OID, oid_ecdsa_sha256, sizeof(oid_ecdsa_sha256));
-	w_close(w, s);
+	size_t s = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_OID, oid_ecdsa_sha256, sizeof(oid_ecdsa_sha256));
+	der_close(w, s);
 }
 
 /* Name with a single CN (UTF8String, RFC 5280 §4.1.2.6). */
 static void w_name(struct der_w *w, const char *cn)
 {
-	size_t name = w_open(w, DER_SEQUENCE), rdn = w_open(w, DER_SET);
-	size_t atv = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_OID, oid_common_name, sizeof(oid_common_name));
-	w_tlv(w, DER_UTF8STRING, cn, strlen(cn));
-	w_close(w, atv);
-	w_close(w, rdn);
-	w_close(w, name);
-}
-
-/* RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
-static void w_time(struct der_w *w, time_t t)
-{
-	int64_t days = (int64_t)t / 86400, secs = (int64_t)t % 86400, y;
-	unsigned m, d;
-	char s[32];
-	int n;
-
-	if (secs < 0) {
-		secs += 86400;
-		days--;
-	}
-	civil_from_days(days, &y, &m, &d);
-	unsigned hh = (unsigned)(secs / 3600), mm = (unsigned)(secs / 60 % 60),
-		 ss = (unsigned)(secs % 60);
-	if (y >= 1950 && y < 2050)
-		n = snprintf(s, sizeof(s), "%02u%02u%02u%02u%02u%02uZ", (unsigned)(y % 100), m, d,
-			     hh, mm, ss);
-	else
-		n = snprintf(s, sizeof(s), "%04u%02u%02u%02u%02u%02uZ", (unsigned)y, m, d, hh, mm,
-			     ss);
-	w_tlv(w, y >= 1950 && y < 2050 ? DER_UTCTIME : DER_GENERALIZEDTIME, s, (size_t)n);
+	size_t name = der_open(w, DER_SEQUENCE), rdn = der_open(w, DER_SET);
+	size_t atv = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_OID, oid_common_name, sizeof(oid_common_name));
+	der_tlv(w, DER_UTF8STRING, cn, strlen(cn));
+	der_close(w, atv);
+	der_close(w, rdn);
+	der_close(w, name);
 }
 
 /* One Extension { extnID, critical, extnValue OCTET STRING { value } }. */
@@ -1075,18 +914,18 @@ static size_t w_ext_open(struct der_w *w, const unsigned char *oid, size_t oidle
 			 size_t *octets)
 {
 	static const unsigned char true_[] = { 0xff };
-	size_t ext = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_OID, oid, oidlen);
+	size_t ext = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_OID, oid, oidlen);
 	if (critical)
-		w_tlv(w, DER_BOOLEAN, true_, 1);
-	*octets = w_open(w, DER_OCTET_STRING);
+		der_tlv(w, DER_BOOLEAN, true_, 1);
+	*octets = der_open(w, DER_OCTET_STRING);
 	return ext;
 }
 
 static void w_ext_close(struct der_w *w, size_t ext, size_t octets)
 {
-	w_close(w, octets);
-	w_close(w, ext);
+	der_close(w, octets);
+	der_close(w, ext);
 }
 
 /* TBSCertificate (RFC 5280 §4.1) of the default certificate. */
@@ -1095,62 +934,52 @@ static void w_tbs(struct der_w *w, const unsigned char serial[16], time_t nb, ti
 {
 	static const unsigned char v3[] = { 0x02, 0x01, 0x02 }; /* INTEGER 2 */
 	static const unsigned char digital_signature[] = { 0x07, 0x80 }; /* 7 unused bits */
-	size_t tbs = w_open(w, DER_SEQUENCE), s, o, e, exts, seq;
+	size_t tbs = der_open(w, DER_SEQUENCE), s, o, e, exts, seq;
 
-	s = w_open(w, DER_CTX0);
-	w_raw(w, v3, sizeof(v3));
-	w_close(w, s);
-	w_tlv(w, DER_INTEGER, serial, 16);
+	s = der_open(w, DER_CTX0);
+	der_raw(w, v3, sizeof(v3));
+	der_close(w, s);
+	der_tlv(w, DER_INTEGER, serial, 16);
 	w_sig_alg(w);
 	w_name(w, SELF_CN);
-	s = w_open(w, DER_SEQUENCE);
-	w_time(w, nb);
-	w_time(w, na);
-	w_close(w, s);
+	s = der_open(w, DER_SEQUENCE);
+	der_time(w, (long long)nb);
+	der_time(w, (long long)na);
+	der_close(w, s);
 	w_name(w, SELF_CN);
 
-	s = w_open(w, DER_SEQUENCE); /* SubjectPublicKeyInfo, RFC 5480 §2 */
-	o = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_OID, oid_ec_public_key, sizeof(oid_ec_public_key));
-	w_tlv(w, DER_OID, oid_prime256v1, sizeof(oid_prime256v1));
-	w_close(w, o);
-	o = w_open(w, DER_BIT_STRING);
-	w_raw(w, "", 1); /* no unused bits */
-	w_raw(w, pk->q, pk->qlen);
-	w_close(w, o);
-	w_close(w, s);
+	s = der_open(w, DER_SEQUENCE); /* SubjectPublicKeyInfo, RFC 5480 §2 */
+	o = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_OID, oid_ec_public_key, sizeof(oid_ec_public_key));
+	der_tlv(w, DER_OID, oid_prime256v1, sizeof(oid_prime256v1));
+	der_close(w, o);
+	o = der_open(w, DER_BIT_STRING);
+	der_raw(w, "", 1); /* no unused bits */
+	der_raw(w, pk->q, pk->qlen);
+	der_close(w, o);
+	der_close(w, s);
 
-	exts = w_open(w, DER_CTX3);
-	seq = w_open(w, DER_SEQUENCE);
+	exts = der_open(w, DER_CTX3);
+	seq = der_open(w, DER_SEQUENCE);
 	e = w_ext_open(w, oid_subject_alt_name, sizeof(oid_subject_alt_name), false, &o);
-	s = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_DNSNAME, SELF_SAN, strlen(SELF_SAN));
-	w_close(w, s);
+	s = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_DNSNAME, SELF_SAN, strlen(SELF_SAN));
+	der_close(w, s);
 	w_ext_close(w, e, o);
 	e = w_ext_open(w, oid_basic_constraints, sizeof(oid_basic_constraints), true, &o);
-	w_tlv(w, DER_SEQUENCE, NULL, 0); /* cA FALSE is the DEFAULT, so omitted */
+	der_tlv(w, DER_SEQUENCE, NULL, 0); /* cA FALSE is the DEFAULT, so omitted */
 	w_ext_close(w, e, o);
 	e = w_ext_open(w, oid_key_usage, sizeof(oid_key_usage), true, &o);
-	w_tlv(w, DER_BIT_STRING, digital_signature, sizeof(digital_signature));
+	der_tlv(w, DER_BIT_STRING, digital_signature, sizeof(digital_signature));
 	w_ext_close(w, e, o);
 	e = w_ext_open(w, oid_ext_key_usage, sizeof(oid_ext_key_usage), false, &o);
-	s = w_open(w, DER_SEQUENCE);
-	w_tlv(w, DER_OID, oid_server_auth, sizeof(oid_server_auth));
-	w_close(w, s);
+	s = der_open(w, DER_SEQUENCE);
+	der_tlv(w, DER_OID, oid_server_auth, sizeof(oid_server_auth));
+	der_close(w, s);
 	w_ext_close(w, e, o);
-	w_close(w, seq);
-	w_close(w, exts);
-	w_close(w, tbs);
-}
-
-/* PEM text of der (owner: the caller; wipe if secret). */
-static char *pem_encode(const unsigned char *der, size_t len, const char *banner, size_t *out_len)
-{
-	size_t n = br_pem_encode(NULL, der, len, banner, BR_PEM_LINE64);
-	char *s = malloc(n + 1);
-	if (s)
-		*out_len = br_pem_encode(s, der, len, banner, BR_PEM_LINE64);
-	return s;
+	der_close(w, seq);
+	der_close(w, exts);
+	der_close(w, tbs);
 }
 
 /* Writes dir/name atomically: a temp file in the same directory, fsync, rename over
@@ -1233,10 +1062,10 @@ static int self_signed_generate(int dirfd, const char *dir, char *err, size_t er
 	 * within RFC 5280's 20 octets. */
 	serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x40);
 
-	civil_from_days(days, &y, &m, &d);
+	timefmt_civil_from_days(days, &y, &m, &d);
 	if (m == 2 && d == 29)
 		d = 28; /* ten years on there may be no February 29th */
-	time_t not_after = (time_t)((days_from_civil(y + SELF_YEARS, m, d)) * 86400 +
+	time_t not_after = (time_t)((timefmt_days_from_civil(y + SELF_YEARS, m, d)) * 86400 +
 				    (int64_t)now % 86400);
 	w_tbs(&tbs, serial, now - 86400, not_after, &pk);
 
@@ -1248,14 +1077,14 @@ static int self_signed_generate(int dirfd, const char *dir, char *err, size_t er
 		fail(err, errlen, "self-signed certificate: signing failed");
 		goto done;
 	}
-	size_t s = w_open(&cert, DER_SEQUENCE);
-	w_raw(&cert, tbsbuf, tbs.len);
+	size_t s = der_open(&cert, DER_SEQUENCE);
+	der_raw(&cert, tbsbuf, tbs.len);
 	w_sig_alg(&cert);
-	size_t b = w_open(&cert, DER_BIT_STRING);
-	w_raw(&cert, "", 1);
-	w_raw(&cert, sig, siglen);
-	w_close(&cert, b);
-	w_close(&cert, s);
+	size_t b = der_open(&cert, DER_BIT_STRING);
+	der_raw(&cert, "", 1);
+	der_raw(&cert, sig, siglen);
+	der_close(&cert, b);
+	der_close(&cert, s);
 	if (cert.overflow) {
 		fail(err, errlen, "self-signed certificate: encoding failed");
 		goto done;
@@ -1266,8 +1095,8 @@ static int self_signed_generate(int dirfd, const char *dir, char *err, size_t er
 		fail(err, errlen, "self-signed certificate: key encoding failed");
 		goto done;
 	}
-	key_pem = pem_encode(keyder, keylen, BR_ENCODE_PEM_EC_RAW, &key_pem_len);
-	cert_pem = pem_encode(certbuf, cert.len, "CERTIFICATE", &cert_pem_len);
+	key_pem = der_to_pem(keyder, keylen, BR_ENCODE_PEM_EC_RAW, &key_pem_len);
+	cert_pem = der_to_pem(certbuf, cert.len, "CERTIFICATE", &cert_pem_len);
 	if (!key_pem || !cert_pem) {
 		fail(err, errlen, "out of memory");
 		goto done;

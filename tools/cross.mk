@@ -30,14 +30,15 @@ RELEASE_DIR := build/release
 CROSS_LDFLAGS_aarch64 := -Wl,-z,max-page-size=16384
 # MIPS: -mips16 (MIPS16e, on every 24Kc/34Kc/74Kc/1004Kc core OpenWrt targets, and
 # OpenWrt's own default for packages) makes the program about a third smaller.
-# Only src/ gets it: BearSSL, musl and libev stay 32-bit MIPS code (vendor/), so the
-# crypto keeps its speed (tools/tlsspeed.c measures it). -minterlink-mips16 lets
-# 32-bit MIPS code jump to it. The abicalls/PIC convention stays: mixing
-# -mno-abicalls objects with the PIC libraries links, but a call through a function
-# pointer into a library (a BearSSL vtable) then runs with a wrong $gp and crashes.
-# -fno-pie -mno-shared: non-PIC abicalls code, direct calls inside the program.
-# Override with e.g. MIPS_CFLAGS= for plain 32-bit MIPS code.
-MIPS_CFLAGS ?= -fno-pie -mno-shared -mips16 -minterlink-mips16
+# src/ gets it, and so do musl, libev and inih where they can (vendor/build-musl.sh,
+# vendor/mips16-cc.sh); BearSSL stays 32-bit MIPS code, so the crypto keeps its
+# speed (tools/tlsspeed.c measures it). The code model comes with the compiler
+# (vendor/common.sh): abicalls, non-PIC (-mno-shared -mplt), -minterlink-mips16 so
+# 32-bit code may call MIPS16 code. Abicalls stays: mixing -mno-abicalls objects
+# with abicalls libraries links, but a call through a function pointer into a
+# library (a BearSSL vtable) then runs with a wrong $gp and crashes.
+# Override with MIPS_CFLAGS= for plain 32-bit MIPS code in src/.
+MIPS_CFLAGS ?= -mips16
 CROSS_CFLAGS_mipsel = $(MIPS_CFLAGS)
 CROSS_CFLAGS_mips = $(MIPS_CFLAGS)
 
@@ -95,7 +96,7 @@ size-report size-check: $(if $(CROSS_SKIP_BUILD),,all-targets)
 		bytes=$$(stat -c %s $$b); \
 		set -- $$($${strip%strip}size $$b.unstripped | awk 'NR==2 { print $$1, $$2, $$3 }'); \
 		verdict=ok; [ $$bytes -lt $$(($(SIZE_LIMIT_KIB) * 1024)) ] || { verdict=OVER; over=1; }; \
-		printf '%-8s %-22s %9d %8.1f %8s %7s %7s  %s\n' $$t $$triple $$bytes $$(echo "$$bytes/1024" | bc -l) \
+		printf '%-8s %-22s %9d %8s %8s %7s %7s  %s\n' $$t $$triple $$bytes $$(awk "BEGIN { printf \"%.1f\", $$bytes / 1024 }") \
 			$$1 $$2 $$3 $$verdict; \
 	done; \
 	if [ "$@" = size-check ] && [ $$over = 1 ]; then echo "size-check: over $(SIZE_LIMIT_KIB) KiB" >&2; exit 1; fi

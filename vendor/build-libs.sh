@@ -33,7 +33,7 @@ AR=${T_CROSS}ar
 # Everything that can change the output.  The scripts' own text is in it so
 # an edited recipe is never silently skipped.
 stamp_text() {
-	printf 'target=%s\ncc=%s\n' "$TARGET" "$CC"
+	printf 'target=%s\ncc=%s\nmips16=%s\n' "$TARGET" "$CC" "$T_MIPS16"
 	cat "$PREFIX/.edgeproxy-complete"
 	cat "$SRC_DIR/.stamp-bearssl" "$SRC_DIR/.stamp-libev" "$SRC_DIR/.stamp-inih"
 	printf 'bearssl=%s\nlibev=%s\ninih=%s\n' "$BEARSSL_CFLAGS" "$LIBEV_CFLAGS" "$INIH_CFLAGS"
@@ -69,10 +69,12 @@ run_logged "$LOG" make -C "$SRC_DIR/$BEARSSL_DIR" -j"$(jobs)" lib CONF=Unix \
 cp "$OUT/obj/bearssl/libbearssl.a" "$OUT/lib/"
 cp "$SRC_DIR/$BEARSSL_DIR"/inc/*.h "$OUT/include/"
 
+# libev and inih as MIPS16e on MIPS (T_MIPS16): event-loop bookkeeping and INI
+# parsing, no loop where 32-bit code would pay off.  BearSSL stays 32-bit code.
 # libev: one translation unit, configured entirely by the -D flags.
 note "libev $LIBEV_VERSION for $TARGET"
 # shellcheck disable=SC2086 # CC and the flag variables are word lists
-run_logged "$LOG" $CC $LIBEV_CFLAGS -c "$SRC_DIR/$LIBEV_DIR/ev.c" -o "$OUT/obj/libev/ev.o" ||
+run_logged "$LOG" $CC $LIBEV_CFLAGS $T_MIPS16 -c "$SRC_DIR/$LIBEV_DIR/ev.c" -o "$OUT/obj/libev/ev.o" ||
 	die "libev build failed (log: $LOG)"
 run_logged "$LOG" "$AR" rcs "$OUT/lib/libev.a" "$OUT/obj/libev/ev.o"
 cp "$SRC_DIR/$LIBEV_DIR/ev.h" "$OUT/include/"
@@ -80,7 +82,7 @@ cp "$SRC_DIR/$LIBEV_DIR/ev.h" "$OUT/include/"
 # inih: one translation unit.
 note "inih $INIH_VERSION for $TARGET"
 # shellcheck disable=SC2086
-run_logged "$LOG" $CC $INIH_CFLAGS -c "$SRC_DIR/$INIH_DIR/ini.c" -o "$OUT/obj/inih/ini.o" ||
+run_logged "$LOG" $CC $INIH_CFLAGS $T_MIPS16 -c "$SRC_DIR/$INIH_DIR/ini.c" -o "$OUT/obj/inih/ini.o" ||
 	die "inih build failed (log: $LOG)"
 run_logged "$LOG" "$AR" rcs "$OUT/lib/libinih.a" "$OUT/obj/inih/ini.o"
 cp "$SRC_DIR/$INIH_DIR/ini.h" "$OUT/include/inih/ini.h"

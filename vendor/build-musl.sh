@@ -55,8 +55,19 @@ start=$(date +%s)
 note "building musl $MUSL_VERSION for $TARGET ($T_MUSL, ${T_CROSS}gcc) -> $PREFIX"
 note "  takes about a minute on 2 cores (more under load); log: $LOG"
 
+# MIPS: C files as MIPS16e where they assemble as such (mips16-cc.sh).
+make_args=()
+if [ -n "$T_MIPS16" ]; then
+	make_args+=("CC_CMD=$VENDOR_DIR/mips16-cc.sh \$(CC) \$(CFLAGS_ALL) -c -o \$@ \$<")
+fi
+
 # AR and RANLIB must be explicit: with an empty CROSS_COMPILE, configure
 # derives them from --target (x86_64-linux-musl-ar), which does not exist.
+# configure builds libc.a from the -fPIC objects whenever the compiler defines
+# __PIC__, which abicalls MIPS compilers always do: dropping that line from
+# config.mak gives libc.a the objects built with our flags (non-PIC; static
+# executables only, no static-pie).  MUSL_O2_DIRS (versions.sh) get -O2 after
+# the -Os: a target-specific variable in config.mak, which the Makefile includes.
 # (&& chains: set -e does not apply inside a subshell tested with ||.)
 (
 	cd "$OBJ" &&
@@ -65,15 +76,27 @@ note "  takes about a minute on 2 cores (more under load); log: $LOG"
 			CFLAGS="$MUSL_CFLAGS${T_CFLAGS:+ $T_CFLAGS}" \
 			"$SRC/configure" --target="$T_MUSL" --prefix="$PREFIX" \
 			--disable-shared --enable-wrapper=gcc &&
-		run_logged "$LOG" make -j"$(jobs)" &&
+		sed -i '/^AOBJS = \$(LOBJS)$/d' config.mak &&
+		for d in $MUSL_O2_DIRS; do
+			printf 'obj/src/%s/%%.o: CFLAGS_ALL += -O2\n' "$d" >>config.mak || exit 1
+		done &&
+		run_logged "$LOG" make -j"$(jobs)" "${make_args[@]}" &&
 		run_logged "$LOG" make install
 ) || die "musl build for $TARGET failed (log: $LOG)"
+
+# Puts archive $1 ahead of libgcc.a in the specs, so its functions win over
+# libgcc's.  %s only searches gcc's own dirs, hence the absolute path.
+hook_before_libgcc() {
+	sed -i "s|^libgcc.a%s |$1 libgcc.a%s |" "$PREFIX/lib/musl-gcc.specs"
+	grep -qF "$1" "$PREFIX/lib/musl-gcc.specs" ||
+		die "could not hook $1 into $PREFIX/lib/musl-gcc.specs (format changed?)"
+}
 
 # Debian's mips libgcc.a float helpers are hard-float code (__adddf3 is an
 # add.d): linking them into a -msoft-float program still traps on FPU-less
 # OpenWrt CPUs.  Build GCC's generic soft-fp versions and have the specs put
-# them ahead of libgcc.a.  %s only searches gcc's own dirs, hence the
-# absolute path.
+# them ahead of libgcc.a.  Compiled like the rest of the non-crypto C (-Os,
+# MIPS16): the program's floating point is timers and metrics, never a hot loop.
 build_softfp() {
 	local o=$OBJ/softfp f
 	mkdir -p "$o"
@@ -83,18 +106,29 @@ build_softfp() {
 		fixdfsi fixsfsi fixdfdi fixsfdi fixunsdfsi fixunssfsi fixunsdfdi fixunssfdi \
 		floatsidf floatsisf floatdidf floatdisf floatunsidf floatunsisf floatundidf floatundisf \
 		extendsfdf2 truncdfsf2; do
-		run_logged "$LOG" "${T_CROSS}gcc" -msoft-float -O2 -ffunction-sections -fdata-sections \
+		# shellcheck disable=SC2086 # flag lists
+		run_logged "$LOG" "${T_CROSS}gcc" $T_CFLAGS $T_MIPS16 -Os -fno-pie -ffunction-sections -fdata-sections \
 			-I"$SOFTFP_SRC/libgcc/soft-fp" -I"$SOFTFP_SRC/libgcc/config/mips" -I"$SOFTFP_SRC/include" \
 			-c "$SOFTFP_SRC/libgcc/soft-fp/$f.c" -o "$o/$f.o"
 	done
 	rm -f "$PREFIX/lib/libsoftfp.a"
 	run_logged "$LOG" "${T_CROSS}ar" rcs "$PREFIX/lib/libsoftfp.a" "$o"/*.o
-	sed -i "s|^libgcc.a%s |$PREFIX/lib/libsoftfp.a libgcc.a%s |" "$PREFIX/lib/musl-gcc.specs"
-	grep -q libsoftfp.a "$PREFIX/lib/musl-gcc.specs" ||
-		die "could not hook libsoftfp.a into $PREFIX/lib/musl-gcc.specs (format changed?)"
+	hook_before_libgcc "$PREFIX/lib/libsoftfp.a"
 }
 if [ "$T_SOFTFP" = 1 ]; then
 	build_softfp
+fi
+
+# aarch64: long double is IEEE binary128 in software, and musl's printf links
+# libgcc's __addtf3 and __subtf3, two 3.4 KiB copies of one adder; subtf3.c
+# subtracts through the adder instead.
+if [ "$TARGET" = aarch64 ]; then
+	# shellcheck disable=SC2086 # flag list
+	run_logged "$LOG" "${T_CROSS}gcc" $T_CFLAGS -Os -fno-pie -ffunction-sections -W -Wall -Werror \
+		-c "$VENDOR_DIR/subtf3.c" -o "$OBJ/subtf3.o" &&
+		run_logged "$LOG" "${T_CROSS}ar" rcs "$PREFIX/lib/libsubtf3.a" "$OBJ/subtf3.o" ||
+		die "building libsubtf3.a failed (log: $LOG)"
+	hook_before_libgcc "$PREFIX/lib/libsubtf3.a"
 fi
 
 # A one-line smoke test: a wrapper that cannot link a static program is not

@@ -74,21 +74,33 @@ run_logged() {
 #   T_MUSL      musl triple (configure --target, and the name we advertise)
 #   T_CFLAGS    flags every compile and link for this target needs
 #   T_SOFTFP    1 if libgcc's float helpers must be replaced (MIPS soft-float)
+#   T_MIPS16    -mips16 where C that is not speed-critical is built as MIPS16e
+#               (musl, libev, inih, the soft-float helpers), else empty
 #   T_DEB_GCC   Debian package of the cross gcc
 #   T_QEMU      qemu-user binary to run test binaries on an x86_64 host
 #   T_CROSS     tool prefix: "" when the host gcc already targets T_GNU
 target_vars() {
-	T_CFLAGS="" T_SOFTFP=0
+	T_CFLAGS="" T_SOFTFP=0 T_MIPS16=""
 	case "$1" in
 	x86_64) T_GNU=x86_64-linux-gnu T_MUSL=x86_64-linux-musl T_DEB_GCC=gcc-x86-64-linux-gnu T_QEMU=qemu-x86_64-static ;;
-	aarch64) T_GNU=aarch64-linux-gnu T_MUSL=aarch64-linux-musl T_DEB_GCC=gcc-aarch64-linux-gnu T_QEMU=qemu-aarch64-static ;;
+	# The tiny code model: one ADR (+-1 MiB) instead of ADRP+ADD for every address,
+	# 2% of the binary. The whole static image is a few hundred KiB; if it ever
+	# passes 1 MiB, the link fails ("relocation truncated"), it cannot go wrong
+	# silently.
+	aarch64) T_GNU=aarch64-linux-gnu T_MUSL=aarch64-linux-musl T_DEB_GCC=gcc-aarch64-linux-gnu T_QEMU=qemu-aarch64-static
+		T_CFLAGS=-mcmodel=tiny ;;
 	# Debian's armhf gcc defaults to armv7-a + VFPv3-D16, Thumb-2, hard-float ABI.
 	armv7) T_GNU=arm-linux-gnueabihf T_MUSL=arm-linux-musleabihf T_DEB_GCC=gcc-arm-linux-gnueabihf T_QEMU=qemu-arm-static ;;
 	# OpenWrt MIPS userlands are soft-float and their kernels lack the FPU emulator.
+	# The rest is the code model of a static executable: abicalls code is PIC even
+	# with -fno-pie, and -mno-shared -mplt turn its $gp/GOT calls and loads into
+	# direct calls and absolute addresses (a sixth of the binary).  Some of the C
+	# is MIPS16e (T_MIPS16), so 32-bit code must not tail-jump into it:
+	# -minterlink-mips16 everywhere.
 	mipsel) T_GNU=mipsel-linux-gnu T_MUSL=mipsel-linux-muslsf T_DEB_GCC=gcc-mipsel-linux-gnu T_QEMU=qemu-mipsel-static
-		T_CFLAGS=-msoft-float T_SOFTFP=1 ;;
+		T_CFLAGS="-msoft-float -mno-shared -mplt -minterlink-mips16" T_SOFTFP=1 T_MIPS16=-mips16 ;;
 	mips) T_GNU=mips-linux-gnu T_MUSL=mips-linux-muslsf T_DEB_GCC=gcc-mips-linux-gnu T_QEMU=qemu-mips-static
-		T_CFLAGS=-msoft-float T_SOFTFP=1 ;;
+		T_CFLAGS="-msoft-float -mno-shared -mplt -minterlink-mips16" T_SOFTFP=1 T_MIPS16=-mips16 ;;
 	"") die "no TARGET given (one of: x86_64 aarch64 armv7 mipsel mips)" ;;
 	*) die "unknown TARGET '$1' (one of: x86_64 aarch64 armv7 mipsel mips)" ;;
 	esac
@@ -135,7 +147,7 @@ musl_prefix() {
 	fi
 	key=$(sha256_str "$src
 target=$1
-cflags=$MUSL_CFLAGS
+cflags=$MUSL_CFLAGS $T_CFLAGS $T_MIPS16 o2=$MUSL_O2_DIRS
 recipe=$MUSL_RECIPE_REV")
 	printf '%s/musl-%s-%s/%s' "$EDGEPROXY_CACHE" "$MUSL_VERSION" "${key%"${key#????????????}"}" "$1"
 }

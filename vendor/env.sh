@@ -11,7 +11,8 @@
 # MUSL_PREFIX ~/.cache/edgeproxy/musl-1.2.5-<key>/x86_64  musl sysroot + wrapper
 # MUSL_CC   $MUSL_PREFIX/bin/musl-gcc [-msoft-float]   compiler for the target
 # CC        same as MUSL_CC (shell use only; deps.mk leaves make's CC alone)
-# TARGET_CFLAGS  -msoft-float on mipsel/mips, else empty (already in MUSL_CC)
+# TARGET_CFLAGS  mipsel/mips: -msoft-float and the non-PIC code model (common.sh),
+#           else empty (already in MUSL_CC)
 # AR, STRIP binutils for the target (ar/strip natively, else <gnu-triple>-*)
 # QEMU      qemu-user binary to run target programs; empty when native
 # GNU_TRIPLE the Debian cross triple; CROSS_GCC_PKG its gcc package

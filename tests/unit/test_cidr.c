@@ -1,8 +1,9 @@
 /* test_cidr.c - address range parsing and membership: IPv4, IPv6, IPv4-mapped peers,
- * prefix edge cases and lists. */
+ * prefix edge cases and lists; addresses as text, against glibc's inet_ntop. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cidr.h"
@@ -190,5 +191,82 @@ static void test_list(void)
 	CHECK(!cidr_list_contains(NULL, addr(&ss, "10.0.0.1")));
 }
 
+static const char *text_of(const char *in)
+{
+	static char out[CIDR_ADDR_TEXT_MAX];
+	struct sockaddr_storage ss;
+	size_t n = cidr_addr_text(addr(&ss, in), out);
+	return n == strlen(out) ? out : "(length)";
+}
+
+static void test_addr_text(void)
+{
+	static const char *const same[] = {
+		"0.0.0.0", "127.0.0.1", "10.20.30.40", "255.255.255.255", "1.0.10.100",
+		"::", "::1", "1::", "2001:db8::1", "2001:db8:0:1:1:1:1:1", /* one zero group stays */
+		"2001:0:0:1::1", /* the longer run wins */ "1:0:0:2:0:0:3:4", /* the first of two */
+		"fe80::1:2", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:0:1:2",
+	};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		/* inet_pton's view of the RFC 5952 form */
+		char want[64];
+		struct in6_addr a6;
+		struct in_addr a4;
+		if (strchr(same[i], ':')) {
+			inet_pton(AF_INET6, same[i], &a6);
+			inet_ntop(AF_INET6, &a6, want, sizeof(want));
+		} else {
+			inet_pton(AF_INET, same[i], &a4);
+			inet_ntop(AF_INET, &a4, want, sizeof(want));
+		}
+		CHECKF(strcmp(text_of(same[i]), want) == 0, "%s: %s, want %s", same[i], text_of(same[i]), want);
+	}
+	CHECK(strcmp(text_of("2001:DB8:0:0:0:0:0:AB"), "2001:db8::ab") == 0);
+	/* a dual-stack listener's IPv4 client */
+	CHECK(strcmp(text_of("::ffff:192.0.2.7"), "192.0.2.7") == 0);
+	CHECK(strcmp(text_of("::ffff:0:1"), "0.0.0.1") == 0);
+	/* the deprecated IPv4-compatible form in hex (RFC 5952 dots only the mapped
+	 * one; glibc dots both, musl does as here) */
+	CHECK(strcmp(text_of("::1.2.3.4"), "::102:304") == 0);
+	char out[CIDR_ADDR_TEXT_MAX];
+	struct sockaddr unix_sa = { .sa_family = AF_UNIX };
+	CHECK(cidr_addr_text(&unix_sa, out) == 1 && strcmp(out, "-") == 0);
+	CHECK(cidr_addr_text(NULL, out) == 1 && strcmp(out, "-") == 0);
+
+	/* random addresses, many zero groups among them, as glibc writes them */
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	int bad = 0;
+	for (int i = 0; i < 100000 && !bad; i++) {
+		struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+		for (int k = 0; k < 8; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			unsigned v = (x & 3) ? 0 : (unsigned)(x >> 20) & ((x & 4) ? 0xff : 0xffff);
+			s6.sin6_addr.s6_addr[2 * k] = (unsigned char)(v >> 8);
+			s6.sin6_addr.s6_addr[2 * k + 1] = (unsigned char)v;
+		}
+		char want[64];
+		inet_ntop(AF_INET6, &s6.sin6_addr, want, sizeof(want));
+		cidr_addr_text((const struct sockaddr *)&s6, out);
+		bool mapped = strncmp(want, "::ffff:", 7) == 0 && strchr(want, '.');
+		if (!mapped && strchr(want, '.'))
+			continue; /* IPv4-compatible: see above */
+		if (strcmp(out, mapped ? want + 7 : want) != 0) {
+			fprintf(stderr, "%s: ours %s\n", want, out);
+			bad = 1;
+		}
+		struct sockaddr_in s4 = { .sin_family = AF_INET };
+		memcpy(&s4.sin_addr, &x, 4);
+		inet_ntop(AF_INET, &s4.sin_addr, want, sizeof(want));
+		cidr_addr_text((const struct sockaddr *)&s4, out);
+		if (strcmp(out, want) != 0) {
+			fprintf(stderr, "%s: ours %s\n", want, out);
+			bad = 1;
+		}
+	}
+	CHECK(!bad);
+}
+
 TEST_MAIN("cidr", TEST(test_parse_good), TEST(test_parse_bad), TEST(test_parse_slice_bounds),
-	  TEST(test_contains), TEST(test_contains_odd_input), TEST(test_list))
+	  TEST(test_contains), TEST(test_contains_odd_input), TEST(test_list), TEST(test_addr_text))
