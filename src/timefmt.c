@@ -187,7 +187,10 @@ int timefmt_parse_imf(struct slice s, int64_t *t)
 	if (day < 1 || day > timefmt_month_days(year, (unsigned)mon + 1) || hour > 23 ||
 	    min > 59 || sec > 60)
 		return -1;
-	*t = timefmt_days_from_civil(year, (unsigned)mon + 1, day) * 86400 + hour * 3600 +
-	     min * 60 + sec;
+	int64_t v = timefmt_days_from_civil(year, (unsigned)mon + 1, day) * 86400 + hour * 3600 + min * 60 + sec;
+	/* the leap second of 9999-12-31 23:59 would be a five-digit year */
+	if (v > TIME_MAX)
+		return -1;
+	*t = v;
 	return 0;
 }

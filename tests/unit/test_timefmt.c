@@ -118,6 +118,7 @@ static void test_parse(void)
 		"Sun, 06 Nov 1994 24:00:00 GMT",
 		"Sun, 06 Nov 1994 08:60:37 GMT",
 		"Sun, 06 Nov 1994 08:49:61 GMT",
+		"Fri, 31 Dec 9999 23:59:60 GMT",   /* its leap second would be in 10000 (found by fuzz_timefmt) */
 		"Sun, 06 Nov 1994 08-49-37 GMT",
 		"Sun, 06 Nov 19x4 08:49:37 GMT",
 		"Sun,06 Nov 1994 08:49:37 GMT  ",
