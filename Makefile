@@ -115,13 +115,17 @@ $(HOST_LIBEV): $(DEPS)/toolchain.mk
 UNIT_CFLAGS += -Ibuild/src/libev-4.33
 MIDDLEWARE_SRCS := src/middleware.c src/regexp.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
 	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
-ACME_SRCS := src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
+# The elliptic-curve code BearSSL's users are given (src/ec_impl.h).
+EC_SRCS := src/ec_impl.c src/p256.c src/x25519.c
+ACME_SRCS := $(EC_SRCS) src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
 	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c src/timefmt.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \
 	$(INIH_SRC) $(HOST_BEARSSL) $(HOST_LIBEV)
 UNIT_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-UNIT_SRCS_tls_cert := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_tls_cert := $(EC_SRCS) src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 UNIT_SRCS_timefmt := src/timefmt.c
+UNIT_SRCS_ec := $(EC_SRCS) $(HOST_BEARSSL)
+build/unit/test_ec: $(HOST_BEARSSL)
 UNIT_SRCS_regexp := src/regexp.c
 build/unit/test_tls_cert: $(HOST_BEARSSL)
 build/unit/test_config: $(HOST_BEARSSL) $(HOST_LIBEV)
@@ -198,7 +202,7 @@ FUZZ_SRCS_static_path := src/static_path.c
 FUZZ_SRCS_timefmt := src/timefmt.c
 FUZZ_SRCS_regexp := src/regexp.c
 FUZZ_CFLAGS += -Ibuild/src/bearssl-0.6/inc
-FUZZ_SRCS_pem := src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
+FUZZ_SRCS_pem := $(EC_SRCS) src/tls_cert.c src/der.c src/timefmt.c src/rand.c $(HOST_BEARSSL)
 build/fuzz/fuzz_pem: $(HOST_BEARSSL)
 FUZZ_SRCS_htpasswd := src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c $(HOST_BEARSSL)
 build/fuzz/fuzz_htpasswd: $(HOST_BEARSSL)

@@ -25,6 +25,7 @@
 #include "analyzer.h"
 #include "child.h"
 #include "der.h"
+#include "ec_impl.h"
 #include "http_parse.h"
 #include "rand.h"
 #include "timefmt.h"
@@ -681,9 +682,9 @@ static void client_init(br_ssl_client_context *cc, br_x509_minimal_context *xc,
 		br_x509_minimal_set_hash(xc, hashes[i].id, hashes[i].impl);
 	}
 	br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
-	br_x509_minimal_set_ecdsa(xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+	br_x509_minimal_set_ecdsa(xc, ec_impl(), br_ecdsa_vrfy_asn1_get_default());
 	br_ssl_engine_set_x509(eng, &xc->vtable);
-	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ec(eng, ec_impl());
 	br_ssl_engine_set_rsavrfy(eng, br_rsa_pkcs1_vrfy_get_default());
 	br_ssl_engine_set_ecdsa(eng, br_ecdsa_vrfy_asn1_get_default());
 	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);

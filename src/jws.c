@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "der.h"
+#include "ec_impl.h"
 #include "rand.h"
 
 #define RSA_PRIV_MAX BR_RSA_KBUF_PRIV_SIZE(4096)
@@ -158,7 +159,7 @@ int jws_key_generate(struct jws_key *k, enum jws_key_type type)
 	if (rand_seed_hmac_drbg(&rng) < 0)
 		goto done;
 	if (type == JWS_KEY_EC256 || type == JWS_KEY_EC384) {
-		const br_ec_impl *ec = br_ec_get_default();
+		const br_ec_impl *ec = ec_impl();
 		int curve = type == JWS_KEY_EC256 ? BR_EC_secp256r1 : BR_EC_secp384r1;
 		k->key_type = BR_KEYTYPE_EC;
 		if (br_ec_keygen(&rng.vtable, ec, &k->ec, k->buf, curve) == 0 ||
@@ -298,7 +299,7 @@ int jws_key_from_pem(struct jws_key *k, const char *pem, size_t len, char *err, 
 		k->ec.x = k->buf;
 		k->ec.xlen = ec->xlen;
 		why = "bad EC key";
-		if (br_ec_compute_pub(br_ec_get_default(), &k->ec_pub,
+		if (br_ec_compute_pub(ec_impl(), &k->ec_pub,
 				      k->buf + BR_EC_KBUF_PRIV_MAX_SIZE, &k->ec) == 0)
 			goto done;
 	} else if (rsa) {
@@ -461,7 +462,7 @@ size_t jws_sign_raw(const struct jws_key *k, const void *data, size_t len, unsig
 	hc->init(&hctx.vtable);
 	hc->update(&hctx.vtable, data, len);
 	hc->out(&hctx.vtable, h);
-	return br_ecdsa_sign_raw_get_default()(br_ec_get_default(), hc, h, &k->ec, sig);
+	return br_ecdsa_sign_raw_get_default()(ec_impl(), hc, h, &k->ec, sig);
 }
 
 /* Appends the three members of a flattened JWS for an already encoded protected

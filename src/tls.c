@@ -18,6 +18,7 @@
 #include <bearssl.h>
 
 #include "acme.h"
+#include "ec_impl.h"
 #include "log.h"
 #include "rand.h"
 #include "tls_ca.h"
@@ -230,7 +231,7 @@ static int policy_choose(const br_ssl_server_policy_class **pctx, const br_ssl_s
 		hash_id = tls12 ? pick_hash((hashes >> 8) & 0xFF) : br_sha1_ID;
 		want_kx = BR_SSLKEYX_ECDHE_ECDSA;
 		br_ssl_server_set_single_ec(sc, cert->chain, cert->chain_len, &cert->ec, BR_KEYTYPE_SIGN,
-					    (unsigned)cert->issuer_key_type, br_ec_get_default(),
+					    (unsigned)cert->issuer_key_type, ec_impl(),
 					    br_ecdsa_sign_asn1_get_default());
 	} else {
 		hash_id = tls12 ? pick_hash(hashes & 0xFF) : 0;
@@ -298,7 +299,7 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 		br_ssl_engine_set_suites(eng, compatible_suites, sizeof(compatible_suites) / 2);
 	else
 		br_ssl_engine_set_suites(eng, modern_suites, sizeof(modern_suites) / 2);
-	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ec(eng, ec_impl());
 	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
@@ -333,11 +334,11 @@ struct tls_conn *tls_conn_new(const struct tls_store *store)
 		br_x509_minimal_set_hash(t->xc, br_sha384_ID, &br_sha384_vtable);
 		br_x509_minimal_set_hash(t->xc, br_sha512_ID, &br_sha512_vtable);
 		br_x509_minimal_set_rsa(t->xc, br_rsa_pkcs1_vrfy_get_default());
-		br_x509_minimal_set_ecdsa(t->xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+		br_x509_minimal_set_ecdsa(t->xc, ec_impl(), br_ecdsa_vrfy_asn1_get_default());
 		br_ssl_engine_set_x509(eng, &t->xc->vtable);
 		br_ssl_server_set_trust_anchor_names_alt(sc, ca->anchors, ca->n);
 		br_ssl_engine_set_default_rsavrfy(eng);
-		br_ssl_engine_set_default_ecdsa(eng);
+		br_ssl_engine_set_ecdsa(eng, br_ecdsa_vrfy_asn1_get_default());
 	}
 	if (rand_seed_ssl_engine(eng) < 0 || !br_ssl_server_reset(sc)) {
 		log_error("TLS engine reset failed (error %d)", br_ssl_engine_last_error(eng));

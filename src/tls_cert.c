@@ -21,6 +21,7 @@
 
 #include "analyzer.h"
 #include "der.h"
+#include "ec_impl.h"
 #include "rand.h"
 #include "slice.h"
 #include "timefmt.h"
@@ -579,7 +580,7 @@ static int key_matches(const br_x509_pkey *pub, int key_type, const br_ec_privat
 		br_ec_public_key pk;
 		if (ec->curve != pub->key.ec.curve)
 			return -1;
-		if (br_ec_compute_pub(br_ec_get_default(), &pk, q, ec) == 0) {
+		if (br_ec_compute_pub(ec_impl(), &pk, q, ec) == 0) {
 			*why = "unsupported EC curve";
 			return -1;
 		}
@@ -1033,7 +1034,7 @@ fail_fd:
 /* Creates a P-256 key and a self-signed certificate for it and writes both. */
 static int self_signed_generate(int dirfd, const char *dir, char *err, size_t errlen)
 {
-	const br_ec_impl *ec = &br_ec_p256_m31;
+	const br_ec_impl *ec = ec_impl();
 	br_hmac_drbg_context rng;
 	unsigned char skbuf[BR_EC_KBUF_PRIV_MAX_SIZE], pubbuf[BR_EC_KBUF_PUB_MAX_SIZE];
 	unsigned char serial[16], tbsbuf[1024], certbuf[1200], hash[32], sig[80], keyder[256];

@@ -5,12 +5,12 @@
 # these lines give them their sources).
 
 UNIT_SRCS_json := src/json.c
-UNIT_SRCS_jws := src/jws.c src/json.c src/der.c src/timefmt.c src/strbuf.c src/rand.c $(HOST_BEARSSL)
-UNIT_SRCS_csr := src/csr.c src/jws.c src/der.c src/timefmt.c src/strbuf.c src/rand.c src/tls_cert.c $(HOST_BEARSSL)
-UNIT_SRCS_acme_config := src/acme_config.c src/jws.c src/der.c src/timefmt.c src/strbuf.c src/rand.c \
+UNIT_SRCS_jws := $(EC_SRCS) src/jws.c src/json.c src/der.c src/timefmt.c src/strbuf.c src/rand.c $(HOST_BEARSSL)
+UNIT_SRCS_csr := $(EC_SRCS) src/csr.c src/jws.c src/der.c src/timefmt.c src/strbuf.c src/rand.c src/tls_cert.c $(HOST_BEARSSL)
+UNIT_SRCS_acme_config := $(EC_SRCS) src/acme_config.c src/jws.c src/der.c src/timefmt.c src/strbuf.c src/rand.c \
 	src/fsutil.c src/confval.c src/http_client.c src/child.c src/http_parse.c \
 	tests/unit/ev_host.c $(HOST_BEARSSL)
-UNIT_SRCS_http_client := src/http_client.c src/child.c src/der.c src/timefmt.c src/http_parse.c src/rand.c \
+UNIT_SRCS_http_client := $(EC_SRCS) src/http_client.c src/child.c src/der.c src/timefmt.c src/http_parse.c src/rand.c \
 	tests/unit/ev_host.c $(HOST_BEARSSL)
 UNIT_SRCS_child := src/child.c tests/unit/ev_host.c
 UNIT_SRCS_fsutil := src/fsutil.c src/rand.c $(HOST_BEARSSL)

@@ -138,9 +138,9 @@ test-cross-integration: $(BIN)
 # Same compiler, flags and libraries as edgeproxy itself.
 TLSSPEED := $(BUILD)/tlsspeed
 tlsspeed: $(TLSSPEED)
-$(TLSSPEED): tools/tlsspeed.c $(DEPS)/toolchain.mk $(CROSS_FLAGS_STAMP)
+$(TLSSPEED): tools/tlsspeed.c $(EC_SRCS) $(DEPS)/toolchain.mk $(CROSS_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(LDFLAGS) $< $(LIBS) -o $@.unstripped
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc $(LDFLAGS) $< $(EC_SRCS) $(LIBS) -o $@.unstripped
 	$(STRIP) -R .comment -o $@ $@.unstripped
 
 TLSSPEED_ARGS ?=

@@ -4,7 +4,7 @@
  *   tlsspeed [-t SECONDS] [-q]
  *
  * 1. Record layer: a server and a client engine set up like src/tls.c
- *    (br_ssl_engine_set_default_aes_gcm / _chapol, br_ec_get_default) finish a
+ *    (br_ssl_engine_set_default_aes_gcm / _chapol, ec_impl) finish a
  *    handshake in memory, then the server sends full 16 KiB records that the client
  *    decrypts. Reported per suite: seal MiB/s (server encrypt), open MiB/s (client
  *    decrypt), each timed on its own; copying records between them is not counted.
@@ -27,6 +27,8 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ec_impl.h"
 
 #define RECORD (16 * 1024)
 
@@ -105,7 +107,7 @@ static void make_cert(void)
 	unsigned char seed[32];
 	entropy(seed, sizeof(seed));
 	br_hmac_drbg_init(&rng, &br_sha256_vtable, seed, sizeof(seed));
-	const br_ec_impl *ec = br_ec_get_default();
+	const br_ec_impl *ec = ec_impl();
 	if (!br_ec_keygen(&rng.vtable, ec, &sk, sk_buf, BR_EC_secp256r1) || !br_ec_compute_pub(ec, &pk, pk_buf, &sk))
 		die("P-256 key generation failed");
 
@@ -172,7 +174,7 @@ static void server_init(uint16_t suite)
 	br_ssl_server_zero(&sc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_ssl_engine_set_suites(eng, &suite, 1);
-	br_ssl_engine_set_ec(eng, br_ec_get_default());
+	br_ssl_engine_set_ec(eng, ec_impl());
 	br_ssl_engine_set_hash(eng, br_sha256_ID, &br_sha256_vtable);
 	br_ssl_engine_set_hash(eng, br_sha384_ID, &br_sha384_vtable);
 	br_ssl_engine_set_hash(eng, br_sha512_ID, &br_sha512_vtable);
@@ -184,7 +186,7 @@ static void server_init(uint16_t suite)
 	br_ssl_engine_set_default_chapol(eng);
 	br_ssl_engine_set_buffers_bidi(eng, s_in, sizeof(s_in), s_out, sizeof(s_out));
 	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
-	br_ssl_server_set_single_ec(&sc, chain, 1, &sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, br_ec_get_default(),
+	br_ssl_server_set_single_ec(&sc, chain, 1, &sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC, ec_impl(),
 				    br_ecdsa_sign_asn1_get_default());
 }
 
@@ -463,18 +465,24 @@ static void primitives(void)
 		}
 	}
 
-	const br_ec_impl *ecs[] = { &br_ec_p256_m31, &br_ec_p256_m15, &br_ec_prime_i31, &br_ec_prime_i15,
-				    &br_ec_c25519_m31, &br_ec_c25519_m15, &br_ec_c25519_i31, &br_ec_c25519_i15 };
-	const char *ec_names[] = { "p256_m31", "p256_m15", "prime_i31", "prime_i15",
-				   "c25519_m31", "c25519_m15", "c25519_i31", "c25519_i15" };
+	/* edgeproxy's own (src/ec_impl.c) where the target has it, then BearSSL's */
+	const br_ec_impl *ecs[] = { ec_impl(), &br_ec_p256_m31, &br_ec_p256_m15, &br_ec_prime_i31, &br_ec_prime_i15,
+				    ec_impl(), &br_ec_c25519_m31, &br_ec_c25519_m15, &br_ec_c25519_i31, &br_ec_c25519_i15 };
+	const char *ec_names[] = { "edgeproxy p256", "p256_m31", "p256_m15", "prime_i31", "prime_i15",
+				   "edgeproxy x25519", "c25519_m31", "c25519_m15", "c25519_i31", "c25519_i15" };
 	const br_ec_impl *dflt_ec = br_ec_get_default();
+	int own = ec_impl() != dflt_ec;
 	/* br_ec_all_* dispatch P-256 to p256_m31/m15 and X25519 to c25519_m31/m15. */
-	const br_ec_impl *dflt_p256 = dflt_ec == &br_ec_all_m15 ? &br_ec_p256_m15 : &br_ec_p256_m31;
-	const br_ec_impl *dflt_x = dflt_ec == &br_ec_all_m15 ? &br_ec_c25519_m15 : &br_ec_c25519_m31;
-	printf("\nEC operations per second (default: %s):\n", dflt_ec == &br_ec_all_m15 ? "ec_all_m15" : "ec_all_m31");
-	printf("   %-14s %12s %12s %12s %12s\n", "impl", "ECDH mul", "keygen", "ECDSA sign", "ECDSA vrfy");
+	const br_ec_impl *dflt_p256 = own ? ec_impl() : dflt_ec == &br_ec_all_m15 ? &br_ec_p256_m15 : &br_ec_p256_m31;
+	const br_ec_impl *dflt_x = own ? ec_impl() : dflt_ec == &br_ec_all_m15 ? &br_ec_c25519_m15 : &br_ec_c25519_m31;
+	printf("\nEC operations per second (edgeproxy uses: %s):\n",
+	       own ? "its own P-256 and X25519 (src/p256.c, src/x25519.c)"
+		   : dflt_ec == &br_ec_all_m15 ? "ec_all_m15" : "ec_all_m31");
+	printf("   %-16s %12s %12s %12s %12s\n", "impl", "ECDH mul", "keygen", "ECDSA sign", "ECDSA vrfy");
 	for (size_t i = 0; i < sizeof(ecs) / sizeof(ecs[0]); i++) {
-		int x = i >= 4;
+		int x = i >= 5;
+		if ((i == 0 || i == 5) && !own)
+			continue;
 		int curve = x ? BR_EC_curve25519 : BR_EC_secp256r1;
 		if (quick && ecs[i] != dflt_p256 && ecs[i] != dflt_x)
 			continue;
@@ -502,8 +510,8 @@ static void primitives(void)
 		char c[4][16];
 		for (int op = 0; op < 4; op++)
 			snprintf(c[op], sizeof(c[op]), r[op] > 0 ? "%.1f" : "-", r[op]);
-		int dflt = ecs[i] == dflt_p256 || ecs[i] == dflt_x;
-		printf(" %c %-14s %12s %12s %12s %12s\n", dflt ? '*' : ' ', ec_names[i], c[0], c[1], c[2], c[3]);
+		int dflt = ecs[i] == (x ? dflt_x : dflt_p256);
+		printf(" %c %-16s %12s %12s %12s %12s\n", dflt ? '*' : ' ', ec_names[i], c[0], c[1], c[2], c[3]);
 	}
 }
 
