@@ -62,6 +62,7 @@ comp_vars() {
 			C_FILES="$f $s"
 			C_DEBSRC="$p=$v"
 			C_STAMP="$1 debian $v sha256=$s"
+			if [ "$1" = bearssl ]; then C_STAMP="$C_STAMP max-suites=$BEARSSL_MAX_CIPHER_SUITES"; fi
 		else
 			local f s
 			f=$(eval "printf %s \"\$${U}_UP_FILE\"")
@@ -69,6 +70,7 @@ comp_vars() {
 			C_URL=$(eval "printf %s \"\$${U}_UP_URL\"")
 			C_FILES="$f $s"
 			C_STAMP="$1 upstream sha256=$s"
+			if [ "$1" = bearssl ]; then C_STAMP="$C_STAMP max-suites=$BEARSSL_MAX_CIPHER_SUITES"; fi
 		fi
 		;;
 	musl)
@@ -352,6 +354,13 @@ unpack() {
 	top=$(find "$tmp" -mindepth 1 -maxdepth 1)
 	if [ "$(printf '%s\n' "$top" | wc -l)" != 1 ] || [ ! -d "$top" ]; then
 		die "unexpected layout in the $c source (expected one top directory)"
+	fi
+	if [ "$c" = bearssl ]; then
+		# the one compile-time setting BearSSL's headers fix (vendor/versions.sh)
+		h=$top/inc/bearssl_ssl.h
+		sed -i "s/^#define BR_MAX_CIPHER_SUITES .*/#define BR_MAX_CIPHER_SUITES   $BEARSSL_MAX_CIPHER_SUITES/" "$h"
+		grep -q "^#define BR_MAX_CIPHER_SUITES   $BEARSSL_MAX_CIPHER_SUITES\$" "$h" ||
+			die "could not set BR_MAX_CIPHER_SUITES in $h"
 	fi
 	rm -rf "${SRC_DIR:?}/$C_DIR" "$SRC_DIR/.stamp-$c"
 	mv "$top" "$SRC_DIR/$C_DIR"

@@ -23,6 +23,15 @@ BEARSSL_DEB_SHA256=102a625bd8f6155260867a50c508df8d8c3f796985dd744df1a68e5cd1a79
 BEARSSL_UP_URL=https://bearssl.org/bearssl-0.6.tar.gz
 BEARSSL_UP_FILE=bearssl-0.6.tar.gz
 BEARSSL_UP_SHA256=6705bba1714961b41a728dfc5debbe348d2966c117649392f8c8139efc83ff14
+# BR_MAX_CIPHER_SUITES, set in inc/bearssl_ssl.h once unpacked (vendor/fetch.sh;
+# the header has no #ifndef for it). 48 upstream. The server's handshake code
+# (T0) looks every slot of its client_suites[BR_MAX_CIPHER_SUITES] array up in
+# the table of ~50 suites it knows, empty slots included: with 48 slots that is
+# ~2,500 table steps, 80% of the interpreter's work and a fifth of a full
+# handshake's CPU on x86_64. edgeproxy configures at most 14 suites (tls.c).
+# Both the library and edgeproxy compile against the edited header, so the
+# structures agree.
+BEARSSL_MAX_CIPHER_SUITES=16
 
 # ---- libev 4.33 ------------------------------------------------------------
 LIBEV_VERSION=4.33
