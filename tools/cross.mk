@@ -103,7 +103,14 @@ size-report size-check: $(if $(CROSS_SKIP_BUILD),,all-targets)
 
 # ---- emulated smoke tests -------------------------------------------------------
 # One target: build, then tests/cross/smoke.sh with the qemu runner for it.
-test-cross-one: $(BIN)
+# First the EC unit test (tests/unit/test_ec.c) built for the target: on 64-bit
+# targets edgeproxy's own P-256/X25519 checked against BearSSL's reference code on
+# the emulated CPU.
+CROSS_TEST_EC := $(BUILD)/test_ec
+$(CROSS_TEST_EC): tests/unit/test_ec.c tests/unit/test.h $(EC_SRCS) $(wildcard src/*.h) $(DEPS)/toolchain.mk
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Isrc -Itests/unit $(LDFLAGS) $< $(EC_SRCS) $(LIBS) -o $@
+test-cross-one: $(BIN) $(CROSS_TEST_EC)
+	$(RUNNER) $(CROSS_TEST_EC)
 	EDGEPROXY_BIN=$(abspath $(BIN)) EDGEPROXY_RUNNER='$(RUNNER)' EXPECT_TRIPLE=$(TRIPLE) \
 		bash tests/cross/smoke.sh
 
