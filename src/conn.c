@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -258,14 +259,29 @@ static ssize_t sock_write(struct conn *c, const char *p, size_t n)
 
 ssize_t conn_send_direct(struct conn *c, const char *p, size_t n)
 {
-	if (buf_pending(c) || body_pending(c)) {
+	size_t queued = buf_pending(c);
+	if (body_pending(c) || (queued && c->tls)) {
 		errno = EAGAIN;
 		return -1;
 	}
-	ssize_t w = sock_write(c, p, n);
-	if (w > 0)
-		c->direct_sent = true;
-	return w;
+	if (!queued) {
+		ssize_t w = sock_write(c, p, n);
+		if (w > 0)
+			c->direct_sent = true;
+		return w;
+	}
+	/* A response head still queued goes out in the same call, ahead of the body. */
+	struct iovec iov[2] = { { c->out + c->out_sent, queued }, { (void *)p, n } };
+	ssize_t w = writev(c->fd, iov, 2);
+	if (w <= 0)
+		return w;
+	c->direct_sent = true;
+	if ((size_t)w < queued) {
+		c->out_sent += (size_t)w;
+		return 0;
+	}
+	c->out_len = c->out_sent = 0;
+	return w - (ssize_t)queued;
 }
 
 /* Moves the next piece of a file body: straight to the socket with sendfile, or

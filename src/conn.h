@@ -101,9 +101,11 @@ void conn_respond_owned(struct conn *c, int status, const char *content_type, ch
 void conn_respond_file(struct conn *c, int status, const char *content_type, int fd, off_t off, off_t len,
 		       const char *extra_headers);
 
-/* Writes straight to the client when nothing is queued before these bytes (the
- * proxy relays large bodies without copying them into the output buffer). Like
- * write(2): bytes taken, or -1 with errno (EAGAIN: wait for writability). */
+/* Writes straight to the client (the proxy relays large bodies without copying
+ * them into the output buffer): on a plain connection what the output buffer
+ * still holds (a response head) goes first in the same writev; with TLS, or a
+ * body source queued, nothing is written. Like write(2): bytes of p taken (0 when
+ * only queued bytes went), or -1 with errno (EAGAIN: wait for writability). */
 ssize_t conn_send_direct(struct conn *c, const char *p, size_t n);
 
 /* Something happened on the connection's behalf (an upstream became readable):

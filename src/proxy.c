@@ -24,7 +24,14 @@
 #include "middleware.h"
 #include "upstream.h"
 
-#define PROXY_BUF 16384 /* each direction; the client side has its own 16 KiB */
+/* To the upstream: the request head (at most this) and body. */
+#define PROXY_BUF 16384
+/* From the upstream: up to 64 KiB of a response per read and per write to the
+ * client (a 16 KiB buffer took four of each for a 64 KiB body). Lent from the
+ * buffer pool for the exchange only; a response head may still take at most
+ * RESPONSE_HEAD_MAX of it. */
+#define PROXY_IN_BUF 65536
+#define RESPONSE_HEAD_MAX 16384
 #define LOG_TEXT 768
 
 /* Which deadline runs: connecting; the client's request body arriving (longest
@@ -323,7 +330,7 @@ static void exchange_free(struct proxy_exchange *x)
 {
 	ev_timer_stop(server.loop, &x->timer);
 	buf_put(x->up_out, PROXY_BUF);
-	buf_put(x->up_in, PROXY_BUF);
+	buf_put(x->up_in, PROXY_IN_BUF);
 	if (n_free_exchanges < EXCHANGE_KEEP)
 		free_exchanges[n_free_exchanges++] = x;
 	else
@@ -472,7 +479,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 {
 	const struct http_request *r = &c->rq->req;
 	struct proxy_exchange *x = exchange_new();
-	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_BUF))) {
+	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_IN_BUF))) {
 		if (x) {
 			buf_put(x->up_out, PROXY_BUF);
 			free(x);
@@ -606,8 +613,8 @@ static int handle_response_head(struct proxy_exchange *x)
 	struct conn *c = x->c;
 	for (;;) {
 		struct http_response resp;
-		int rc = http_parse_response(x->up_in + x->up_in_off, x->up_in_len - x->up_in_off, PROXY_BUF,
-					     x->log.method, &resp);
+		int rc = http_parse_response(x->up_in + x->up_in_off, x->up_in_len - x->up_in_off,
+					     RESPONSE_HEAD_MAX, x->log.method, &resp);
 		if (rc == HTTP_INCOMPLETE) {
 			if (x->upstream_eof || x->upstream_error) {
 				log_warn("%s: %s in the middle of the response head", x->server->conf->url,
@@ -615,9 +622,9 @@ static int handle_response_head(struct proxy_exchange *x)
 				fail(x, 502);
 				return -1;
 			}
-			if (x->up_in_len - x->up_in_off >= PROXY_BUF) {
+			if (x->up_in_len - x->up_in_off >= RESPONSE_HEAD_MAX) {
 				log_warn("response head from %s is longer than %d bytes", x->server->conf->url,
-					 PROXY_BUF);
+					 RESPONSE_HEAD_MAX);
 				fail(x, 502);
 				return -1;
 			}
@@ -713,7 +720,7 @@ static void update_events(struct proxy_exchange *x)
 	int want = 0;
 	if (x->connecting || x->up_out_sent < x->up_out_len)
 		want |= EV_WRITE;
-	if (!x->connecting && !x->upstream_eof && !x->upstream_error && x->up_in_len < PROXY_BUF)
+	if (!x->connecting && !x->upstream_eof && !x->upstream_error && x->up_in_len < PROXY_IN_BUF)
 		want |= EV_READ;
 	ev_io *io = &x->uc->io;
 	if (want == (io->events & (EV_READ | EV_WRITE)) && ev_is_active(io))
@@ -872,7 +879,7 @@ static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
 		set_timer(x, x->req.done ? PT_RESPONSE : PT_BODY);
 	}
 	if (revents & EV_READ) {
-		ssize_t n = read(x->uc->fd, x->up_in + x->up_in_len, PROXY_BUF - x->up_in_len);
+		ssize_t n = read(x->uc->fd, x->up_in + x->up_in_len, PROXY_IN_BUF - x->up_in_len);
 		if (n > 0) {
 			x->up_in_len += (size_t)n;
 			x->got_bytes = true;
