@@ -208,6 +208,11 @@ static void on_tls_accept(struct ev_loop *loop, ev_io *w, int revents)
 	static unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 	static const char *protos[] = { "acme-tls/1" };
 	br_ssl_server_init_full_ec(&sc, NULL, 0, BR_KEYTYPE_EC, NULL);
+	/* init_full's list is longer than the 16 suites this build's BearSSL holds
+	 * (vendor/versions.sh) */
+	static const uint16_t suites[] = { BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+					   BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 };
+	br_ssl_engine_set_suites(&sc.eng, suites, 2);
 	pol.vtable = &alpn_policy_vtable;
 	pol.cert = NULL;
 	br_ssl_server_set_policy(&sc, &pol.vtable);

@@ -555,6 +555,15 @@ static int handshake(const struct tls_cert *cert, const br_x509_certificate *tru
 	br_ssl_engine_set_buffer(s, p->sbuf, sizeof(p->sbuf), 1);
 	br_ssl_client_init_full(&p->cc, &p->xc, &a->ta, 1);
 	br_ssl_engine_set_buffer(c, p->cbuf, sizeof(p->cbuf), 1);
+	/* The init_full lists are longer than the 16 suites this build's BearSSL holds
+	 * (vendor/versions.sh): both sides get edgeproxy's modern set instead. */
+	static const uint16_t suites[] = {
+		BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	};
+	br_ssl_engine_set_suites(s, suites, sizeof(suites) / sizeof(suites[0]));
+	br_ssl_engine_set_suites(c, suites, sizeof(suites) / sizeof(suites[0]));
 	/* BR_USE_URANDOM=0 and BR_RDRAND=0: without injected entropy reset fails. */
 	if (rand_seed_ssl_engine(s) < 0 || rand_seed_ssl_engine(c) < 0 ||
 	    !br_ssl_server_reset(&p->sc) || !br_ssl_client_reset(&p->cc, sni, 0)) {
