@@ -116,7 +116,7 @@ UNIT_CFLAGS += -Ibuild/src/libev-4.33
 MIDDLEWARE_SRCS := src/middleware.c src/regexp.c src/http_parse.c src/breaker.c src/source_table.c src/siphash.c \
 	src/htpasswd.c src/bcrypt.c src/apr1.c src/base64.c src/rand.c
 # The elliptic-curve code BearSSL's users are given (src/ec_impl.h).
-EC_SRCS := src/ec_impl.c src/p256.c src/x25519.c
+EC_SRCS := src/ec_impl.c src/ecdsa.c src/p256.c src/x25519.c
 ACME_SRCS := $(EC_SRCS) src/acme.c src/acme_board.c src/acme_config.c src/acme_roots.c src/jws.c src/json.c src/csr.c src/der.c \
 	src/fsutil.c src/http_client.c src/child.c src/strbuf.c src/tls_cert.c src/timefmt.c
 UNIT_SRCS_config := src/config.c src/confval.c src/rule.c src/cidr.c src/log.c $(MIDDLEWARE_SRCS) $(ACME_SRCS) \

@@ -9,6 +9,7 @@
 
 #include "der.h"
 #include "ec_impl.h"
+#include "ecdsa.h"
 #include "rand.h"
 
 static const unsigned char oid_common_name[] = { 0x55, 0x04, 0x03 };                 /* 2.5.4.3 */
@@ -121,7 +122,7 @@ static size_t x509_sign(const struct jws_key *k, const unsigned char *tbs, size_
 	hc->init(&hctx.vtable);
 	hc->update(&hctx.vtable, tbs, len);
 	hc->out(&hctx.vtable, h);
-	return br_ecdsa_sign_asn1_get_default()(ec_impl(), hc, h, &k->ec, sig);
+	return ecdsa_sign_asn1(ec_impl(), hc, h, &k->ec, sig);
 }
 
 /* Wraps a to-be-signed structure: SEQUENCE { tbs, signatureAlgorithm, BIT STRING }. */

@@ -10,6 +10,7 @@
 
 #include "der.h"
 #include "ec_impl.h"
+#include "ecdsa.h"
 #include "rand.h"
 
 #define RSA_PRIV_MAX BR_RSA_KBUF_PRIV_SIZE(4096)
@@ -462,7 +463,7 @@ size_t jws_sign_raw(const struct jws_key *k, const void *data, size_t len, unsig
 	hc->init(&hctx.vtable);
 	hc->update(&hctx.vtable, data, len);
 	hc->out(&hctx.vtable, h);
-	return br_ecdsa_sign_raw_get_default()(ec_impl(), hc, h, &k->ec, sig);
+	return ecdsa_sign_raw(ec_impl(), hc, h, &k->ec, sig);
 }
 
 /* Appends the three members of a flattened JWS for an already encoded protected

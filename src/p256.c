@@ -186,10 +186,8 @@ static void fe_to_be(unsigned char b[32], const fe a)
 static bool below_p(const fe a)
 {
 	uint64_t borrow = 0;
-	for (int i = 0; i < 4; i++) {
-		u128 t = (u128)a[i] - P[i] - borrow;
-		borrow = (uint64_t)(t >> 64) & 1;
-	}
+	for (int i = 0; i < 4; i++)
+		(void)subb(a[i], P[i], &borrow);
 	return borrow;
 }
 

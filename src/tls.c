@@ -19,6 +19,7 @@
 
 #include "acme.h"
 #include "ec_impl.h"
+#include "ecdsa.h"
 #include "log.h"
 #include "rand.h"
 #include "tls_ca.h"
@@ -232,7 +233,7 @@ static int policy_choose(const br_ssl_server_policy_class **pctx, const br_ssl_s
 		want_kx = BR_SSLKEYX_ECDHE_ECDSA;
 		br_ssl_server_set_single_ec(sc, cert->chain, cert->chain_len, &cert->ec, BR_KEYTYPE_SIGN,
 					    (unsigned)cert->issuer_key_type, ec_impl(),
-					    br_ecdsa_sign_asn1_get_default());
+					    ecdsa_sign_asn1);
 	} else {
 		hash_id = tls12 ? pick_hash(hashes & 0xFF) : 0;
 		want_kx = BR_SSLKEYX_ECDHE_RSA;

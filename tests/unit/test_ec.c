@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ec_impl.h"
+#include "ecdsa.h"
 #include "p256.h"
 #include "test.h"
 #include "x25519.h"
@@ -204,7 +205,7 @@ static void test_ecdsa(void)
 		for (int i = 0; i < n; i++) {
 			unsigned char hash[32], sig[160];
 			random_bytes(hash, sizeof(hash));
-			size_t len = br_ecdsa_i31_sign_asn1(ours, &br_sha256_vtable, hash, &sk, sig);
+			size_t len = ecdsa_sign_asn1(ours, &br_sha256_vtable, hash, &sk, sig);
 			size_t len2;
 			unsigned char sig2[160];
 			len2 = br_ecdsa_i31_sign_asn1(ref, &br_sha256_vtable, hash, &sk, sig2);
@@ -218,8 +219,61 @@ static void test_ecdsa(void)
 	}
 }
 
+/* ecdsa.c signs P-256 exactly as BearSSL's i31 code does (both derive the nonce
+ * by RFC 6979), so the signatures must be the same bytes; RFC 6979's own example
+ * too; keys out of range are refused. */
+static void test_ecdsa_p256_signatures(void)
+{
+	static const br_hash_class *const hashes[] = { &br_sha256_vtable, &br_sha384_vtable, &br_sha1_vtable,
+						       &br_sha512_vtable };
+	int same = 0, n = 200;
+	for (int i = 0; i < n; i++) {
+		unsigned char x[32], hash[64], sig1[80], sig2[80], pub[65];
+		random_bytes(x, sizeof(x));
+		x[0] &= 0x7F;
+		random_bytes(hash, sizeof(hash));
+		const br_hash_class *hf = hashes[i % 4];
+		size_t hlen = (hf->desc >> BR_HASHDESC_OUT_OFF) & BR_HASHDESC_OUT_MASK;
+		br_ec_private_key sk = { BR_EC_secp256r1, x, 32 };
+		size_t l1 = ecdsa_sign_raw(ec_impl(), hf, hash, &sk, sig1);
+		size_t l2 = br_ecdsa_i31_sign_raw(&br_ec_p256_m31, hf, hash, &sk, sig2);
+		br_ec_public_key pk = { BR_EC_secp256r1, pub, 65 };
+		br_ec_p256_m31.mulgen(pub, x, 32, BR_EC_secp256r1);
+		bool ok = l1 == 64 && l2 == 64 && memcmp(sig1, sig2, 64) == 0 &&
+			  br_ecdsa_i31_vrfy_raw(&br_ec_p256_m31, hash, hlen, &pk, sig1, 64) == 1;
+		l1 = ecdsa_sign_asn1(ec_impl(), hf, hash, &sk, sig1);
+		l2 = br_ecdsa_i31_sign_asn1(&br_ec_p256_m31, hf, hash, &sk, sig2);
+		same += ok && l1 > 0 && l1 == l2 && memcmp(sig1, sig2, l1) == 0;
+	}
+	CHECKF(same == n, "%d of %d the same", same, n);
+
+	/* RFC 6979 A.2.5: P-256, SHA-256, message "sample" */
+	unsigned char x[32], want[64], sig[80], h[32];
+	from_hex(x, "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721");
+	from_hex(want, "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+		       "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8");
+	br_sha256_context ctx;
+	br_sha256_init(&ctx);
+	br_sha256_update(&ctx, "sample", 6);
+	br_sha256_out(&ctx, h);
+	br_ec_private_key sk = { BR_EC_secp256r1, x, 32 };
+	CHECK(ecdsa_sign_raw(ec_impl(), &br_sha256_vtable, h, &sk, sig) == 64 && memcmp(sig, want, 64) == 0);
+
+	/* refused keys: zero, the order itself, longer than 32 bytes */
+	size_t nlen;
+	const unsigned char *order = br_ec_p256_m31.order(BR_EC_secp256r1, &nlen);
+	unsigned char bad[33] = { 0 };
+	br_ec_private_key zero = { BR_EC_secp256r1, bad, 32 };
+	CHECK(ecdsa_sign_raw(ec_impl(), &br_sha256_vtable, h, &zero, sig) == 0);
+	memcpy(bad, order, 32);
+	br_ec_private_key is_n = { BR_EC_secp256r1, bad, 32 };
+	CHECK(ecdsa_sign_raw(ec_impl(), &br_sha256_vtable, h, &is_n, sig) == 0);
+	br_ec_private_key longer = { BR_EC_secp256r1, bad, 33 };
+	CHECK(ecdsa_sign_raw(ec_impl(), &br_sha256_vtable, h, &longer, sig) == 0);
+}
+
 TEST_MAIN("ec", TEST(test_x25519_rfc7748), TEST(test_x25519_against_bearssl), TEST(test_p256_against_bearssl),
-	  TEST(test_ecdsa))
+	  TEST(test_ecdsa), TEST(test_ecdsa_p256_signatures))
 
 #else
 
