@@ -5,7 +5,10 @@
 #include <stdlib.h>
 
 #define BUF_CLASSES 5
-#define BUF_KEEP 64 /* per class: enough for bursts, small enough to give memory back */
+/* Kept per class: enough for bursts, small enough to give memory back (64 buffers,
+ * and at most 1 MiB: 16 of the proxy's 64 KiB response buffers). */
+#define BUF_KEEP 64
+#define BUF_KEEP_BYTES (1u << 20)
 
 struct free_buf {
 	struct free_buf *next;
@@ -40,7 +43,7 @@ void buf_put(char *p, size_t size)
 	if (!p)
 		return;
 	int c = class_of(size);
-	if (c < 0 || free_count[c] >= BUF_KEEP) {
+	if (c < 0 || free_count[c] >= BUF_KEEP || (free_count[c] + 1) * class_size[c] > BUF_KEEP_BYTES) {
 		free(p);
 		return;
 	}
