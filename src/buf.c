@@ -6,9 +6,9 @@
 
 #define BUF_CLASSES 5
 /* Kept per class: enough for bursts, small enough to give memory back (64 buffers,
- * and at most 1 MiB: 16 of the proxy's 64 KiB response buffers). */
+ * and at most 2 MiB: 32 of the proxy's 64 KiB buffers for large bodies). */
 #define BUF_KEEP 64
-#define BUF_KEEP_BYTES (1u << 20)
+#define BUF_KEEP_BYTES (2u << 20)
 
 struct free_buf {
 	struct free_buf *next;

@@ -24,14 +24,14 @@
 #include "middleware.h"
 #include "upstream.h"
 
-/* To the upstream: the request head (at most this) and body. */
+/* Each direction's buffer, lent from the pool for the exchange: the request head
+ * (at most this) and body; the response head (at most this) and body. */
 #define PROXY_BUF 16384
-/* From the upstream: up to 64 KiB of a response per read and per write to the
- * client (a 16 KiB buffer took four of each for a 64 KiB body). Lent from the
- * buffer pool for the exchange only; a response head may still take at most
- * RESPONSE_HEAD_MAX of it. */
-#define PROXY_IN_BUF 65536
-#define RESPONSE_HEAD_MAX 16384
+#define RESPONSE_HEAD_MAX PROXY_BUF
+/* A response whose raw body is longer than PROXY_BUF moves to a buffer this large
+ * once its head is in: a 64 KiB body then takes one read and one write instead of
+ * four of each. Small responses, the common case, never hold more than 16 KiB. */
+#define PROXY_WIDE_BUF 65536
 #define LOG_TEXT 768
 
 /* Which deadline runs: connecting; the client's request body arriving (longest
@@ -56,7 +56,7 @@ struct proxy_exchange {
 	size_t up_out_len, up_out_sent;
 	size_t host_off, host_len; /* the Host line within up_out, rewritten on retry */
 	char *up_in;  /* from the upstream; owner: buf pool */
-	size_t up_in_off, up_in_len;
+	size_t up_in_cap, up_in_off, up_in_len;
 
 	struct body_pump req;  /* client -> upstream */
 	struct body_pump resp; /* upstream -> client */
@@ -330,7 +330,7 @@ static void exchange_free(struct proxy_exchange *x)
 {
 	ev_timer_stop(server.loop, &x->timer);
 	buf_put(x->up_out, PROXY_BUF);
-	buf_put(x->up_in, PROXY_IN_BUF);
+	buf_put(x->up_in, x->up_in_cap);
 	if (n_free_exchanges < EXCHANGE_KEEP)
 		free_exchanges[n_free_exchanges++] = x;
 	else
@@ -479,7 +479,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 {
 	const struct http_request *r = &c->rq->req;
 	struct proxy_exchange *x = exchange_new();
-	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_IN_BUF))) {
+	if (!x || !(x->up_out = buf_get(PROXY_BUF)) || !(x->up_in = buf_get(PROXY_BUF))) {
 		if (x) {
 			buf_put(x->up_out, PROXY_BUF);
 			free(x);
@@ -488,6 +488,7 @@ void proxy_start(struct conn *c, const struct service_rt *svc)
 		conn_respond(c, 503, "text/plain; charset=utf-8", SLICE_LIT("503 Service Unavailable\n"), NULL);
 		return;
 	}
+	x->up_in_cap = PROXY_BUF;
 	x->c = c;
 	x->svc = svc;
 	c->exchange = x;
@@ -606,6 +607,27 @@ static bool only_chunked(struct slice v)
 	return slice_case_eq(slice_make(v.p + a, b - a), SLICE_LIT("chunked"));
 }
 
+/* Moves a large raw response body to the wide buffer (what is already read goes
+ * along); without one to spare, the body streams through the 16 KiB buffer. */
+static void widen_up_in(struct proxy_exchange *x)
+{
+	const struct body_pump *p = &x->resp;
+	bool large = !p->out_chunked && !p->done &&
+		     ((p->in_kind == HTTP_BODY_LENGTH && p->left > PROXY_BUF) || p->in_kind == HTTP_BODY_EOF);
+	if (!large || x->up_in_cap >= PROXY_WIDE_BUF)
+		return;
+	char *wide = buf_get(PROXY_WIDE_BUF);
+	if (!wide)
+		return;
+	size_t n = x->up_in_len - x->up_in_off;
+	memcpy(wide, x->up_in + x->up_in_off, n);
+	buf_put(x->up_in, x->up_in_cap);
+	x->up_in = wide;
+	x->up_in_cap = PROXY_WIDE_BUF;
+	x->up_in_off = 0;
+	x->up_in_len = n;
+}
+
 /* Parses what the upstream sent as a response head. Returns -1 after failing
  * the exchange, 0 to wait for more, 1 when the final head was handled. */
 static int handle_response_head(struct proxy_exchange *x)
@@ -673,6 +695,7 @@ static int handle_response_head(struct proxy_exchange *x)
 		}
 		x->up_in_off += (size_t)rc;
 		x->head_received = true;
+		widen_up_in(x);
 		c->rq->status = x->status;
 		set_timer(x, PT_STREAM);
 		return 1;
@@ -720,7 +743,7 @@ static void update_events(struct proxy_exchange *x)
 	int want = 0;
 	if (x->connecting || x->up_out_sent < x->up_out_len)
 		want |= EV_WRITE;
-	if (!x->connecting && !x->upstream_eof && !x->upstream_error && x->up_in_len < PROXY_IN_BUF)
+	if (!x->connecting && !x->upstream_eof && !x->upstream_error && x->up_in_len < x->up_in_cap)
 		want |= EV_READ;
 	ev_io *io = &x->uc->io;
 	if (want == (io->events & (EV_READ | EV_WRITE)) && ev_is_active(io))
@@ -879,7 +902,7 @@ static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
 		set_timer(x, x->req.done ? PT_RESPONSE : PT_BODY);
 	}
 	if (revents & EV_READ) {
-		ssize_t n = read(x->uc->fd, x->up_in + x->up_in_len, PROXY_IN_BUF - x->up_in_len);
+		ssize_t n = read(x->uc->fd, x->up_in + x->up_in_len, x->up_in_cap - x->up_in_len);
 		if (n > 0) {
 			x->up_in_len += (size_t)n;
 			x->got_bytes = true;
