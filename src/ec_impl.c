@@ -1,6 +1,6 @@
 /* ec_impl.c - a br_ec_impl that routes each curve to the fastest code this target
  * has: on 64-bit targets (128-bit products) P-256 and X25519 go to p256.c and
- * x25519.c, 3 to 6 times faster than BearSSL 0.6's 31-bit code (its 64-bit
+ * x25519.c, 2 to 3 times faster than BearSSL 0.6's 31-bit code on x86_64 (its 64-bit
  * m62/m64 implementations came after the pinned release); P-384 and P-521 stay on
  * BearSSL's i31 code. Generators, orders and coordinate offsets are those BearSSL
  * reports for the same curves, so its ECDHE and ECDSA code behaves unchanged. */

@@ -1,5 +1,5 @@
 /* x25519.h - X25519 (RFC 7748) with 64-bit limbs and 128-bit products, for the
- * targets whose compiler has them (x86_64, aarch64); tls_ec.c puts it in front of
+ * targets whose compiler has them (x86_64, aarch64); ec_impl.c puts it in front of
  * BearSSL's 31-bit code there. */
 #ifndef EDGEPROXY_X25519_H
 #define EDGEPROXY_X25519_H
