@@ -460,6 +460,8 @@ def test_state_dir_read_only_keeps_the_served_certificate_and_retries(pebble, tm
         assert m, ep.output()
         old.assert_kept()
         # writable again: the retry the failure scheduled stores and serves a new one
+        # (room for one more backoff: once in CI Pebble answered that retry's finalize
+        # with badNonce and the order backed off 22 s; see the session note)
         ep.in_namespace("mount", "-o", "remount,rw", state)
-        old.assert_replaced(timeout=int(m.group(1)) + 20)
+        old.assert_replaced(timeout=3 * int(m.group(1)) + 30)
         assert ep.output().count("cannot store the certificate") == 1
