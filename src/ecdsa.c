@@ -14,27 +14,12 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef unsigned __int128 u128;
+#include "limb64.h"
+
 typedef uint64_t sc[4]; /* little-endian limbs */
 
 /* n, the order of P-256's generator */
 static const sc N = { 0xF3B9CAC2FC632551u, 0xBCE6FAADA7179E84u, 0xFFFFFFFFFFFFFFFFu, 0xFFFFFFFF00000000u };
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE uint64_t addc(uint64_t a, uint64_t b, uint64_t *carry)
-{
-	u128 t = (u128)a + b + *carry;
-	*carry = (uint64_t)(t >> 64);
-	return (uint64_t)t;
-}
-
-INLINE uint64_t subb(uint64_t a, uint64_t b, uint64_t *borrow)
-{
-	u128 t = (u128)a - b - *borrow;
-	*borrow = (uint64_t)(t >> 127);
-	return (uint64_t)t;
-}
 
 /* r = x - n when x (with its fifth word hi) is at least n, else x; for x < 2n */
 static void reduce_once(sc r, const uint64_t x[4], uint64_t hi)
@@ -67,9 +52,9 @@ static void sc_mul(sc r, const sc a, const sc b)
 {
 	uint64_t t[6] = { 0 };
 	for (int i = 0; i < 4; i++) {
-		u128 c = 0;
+		limb64_u128 c = 0;
 		for (int j = 0; j < 4; j++) {
-			c += (u128)a[j] * b[i] + t[j];
+			c += (limb64_u128)a[j] * b[i] + t[j];
 			t[j] = (uint64_t)c;
 			c >>= 64;
 		}
@@ -77,9 +62,9 @@ static void sc_mul(sc r, const sc a, const sc b)
 		t[4] = (uint64_t)c;
 		t[5] = (uint64_t)(c >> 64);
 		uint64_t m = t[0] * n0inv;
-		c = ((u128)m * N[0] + t[0]) >> 64;
+		c = ((limb64_u128)m * N[0] + t[0]) >> 64;
 		for (int j = 1; j < 4; j++) {
-			c += (u128)m * N[j] + t[j];
+			c += (limb64_u128)m * N[j] + t[j];
 			t[j - 1] = (uint64_t)c;
 			c >>= 64;
 		}
@@ -102,23 +87,6 @@ static void setup(void)
 		sc_add(x, x, x);
 	memcpy(R2, x, sizeof(sc));
 	ready = true;
-}
-
-static void sc_from_be(sc r, const unsigned char b[32])
-{
-	for (int i = 0; i < 4; i++) {
-		uint64_t w = 0;
-		for (int j = 0; j < 8; j++)
-			w = (w << 8) | b[(3 - i) * 8 + j];
-		r[i] = w;
-	}
-}
-
-static void sc_to_be(unsigned char b[32], const sc a)
-{
-	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 8; j++)
-			b[(3 - i) * 8 + j] = (unsigned char)(a[i] >> (56 - 8 * j));
 }
 
 /* a mod n for a < 2^256 (one conditional subtraction: 2^256 < 2n) */
@@ -150,7 +118,7 @@ static void bits2int(sc r, const unsigned char *h, size_t len)
 		memcpy(b, h, 32);
 	else
 		memcpy(b + 32 - len, h, len);
-	sc_from_be(r, b);
+	limb64_from_be(r, b);
 }
 
 /* r = a^(n - 2) = 1/a, in Montgomery form; the exponent is public. */
@@ -182,7 +150,7 @@ static size_t sign_p256(const br_ec_impl *impl, const br_hash_class *hf, const v
 		return 0;
 	unsigned char xb[32] = { 0 };
 	memcpy(xb + 32 - sk->xlen, sk->x, sk->xlen);
-	sc_from_be(x, xb);
+	limb64_from_be(x, xb);
 	if (sc_is_zero(x) || !sc_below_n(x))
 		return 0;
 	size_t hash_len = (hf->desc >> BR_HASHDESC_OUT_OFF) & BR_HASHDESC_OUT_MASK;
@@ -190,8 +158,8 @@ static size_t sign_p256(const br_ec_impl *impl, const br_hash_class *hf, const v
 	sc_reduce(m, m);
 
 	/* k: HMAC_DRBG seeded with int2octets(x) || bits2octets(h) (RFC 6979 3.2) */
-	sc_to_be(seed, x);
-	sc_to_be(seed + 32, m);
+	limb64_to_be(seed, x);
+	limb64_to_be(seed + 32, m);
 	br_hmac_drbg_init(&drbg, hf, seed, sizeof(seed));
 	do {
 		br_hmac_drbg_generate(&drbg, seed, 32);
@@ -199,10 +167,10 @@ static size_t sign_p256(const br_ec_impl *impl, const br_hash_class *hf, const v
 	} while (sc_is_zero(k) || !sc_below_n(k));
 
 	/* r = x(kG) mod n */
-	sc_to_be(seed, k);
+	limb64_to_be(seed, k);
 	if (impl->mulgen(point, seed, 32, BR_EC_secp256r1) != 65)
 		return 0;
-	sc_from_be(r, point + 1);
+	limb64_from_be(r, point + 1);
 	sc_reduce(r, r);
 
 	/* s = (m + x r) / k mod n, in Montgomery form: each value times R2 enters it,
@@ -220,8 +188,8 @@ static size_t sign_p256(const br_ec_impl *impl, const br_hash_class *hf, const v
 	sc_mul(s, s, plain_one);
 
 	bool bad = sc_is_zero(r) || sc_is_zero(s);
-	sc_to_be(sig, r);
-	sc_to_be(sig + 32, s);
+	limb64_to_be(sig, r);
+	limb64_to_be(sig + 32, s);
 	memset(seed, 0, sizeof(seed));
 	memset(xb, 0, sizeof(xb));
 	memset(&drbg, 0, sizeof(drbg));

@@ -21,7 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef unsigned __int128 u128;
+#include "limb64.h"
+
 typedef uint64_t fe[4]; /* little-endian limbs, Montgomery form, fully reduced */
 
 static const fe P = { 0xFFFFFFFFFFFFFFFFu, 0x00000000FFFFFFFFu, 0, 0xFFFFFFFF00000001u };
@@ -41,33 +42,10 @@ static const unsigned char B_BYTES[32] = {
 
 /* ---- the field ---------------------------------------------------------------- */
 
-/* Word arithmetic with carries. Every field operation below is written out limb by
- * limb, so the compiler sees straight-line add/adc and mul chains at any
+/* Every field operation below is written out limb by limb (limb64.h's word
+ * operations), so the compiler sees straight-line add/adc and mul chains at any
  * optimisation level. */
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE uint64_t addc(uint64_t a, uint64_t b, uint64_t *carry)
-{
-	u128 t = (u128)a + b + *carry;
-	*carry = (uint64_t)(t >> 64);
-	return (uint64_t)t;
-}
-
-INLINE uint64_t subb(uint64_t a, uint64_t b, uint64_t *borrow)
-{
-	u128 t = (u128)a - b - *borrow;
-	*borrow = (uint64_t)(t >> 127);
-	return (uint64_t)t;
-}
-
-/* acc + a * b + carry: the low word, the high word into carry (never overflows:
- * (2^64 - 1)^2 + 2 (2^64 - 1) = 2^128 - 1) */
-INLINE uint64_t mac(uint64_t acc, uint64_t a, uint64_t b, uint64_t *carry)
-{
-	u128 t = (u128)a * b + acc + *carry;
-	*carry = (uint64_t)(t >> 64);
-	return (uint64_t)t;
-}
+#define INLINE LIMB64_INLINE
 
 /* r = x - p when x (with its fifth word hi) is at least p, else x: for x < 2p */
 INLINE void reduce_once(fe r, uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, uint64_t hi)
@@ -114,7 +92,7 @@ INLINE void mont_step(uint64_t *t, uint64_t *top)
 	t[1] = mac(t[1], m, P[1], &c);
 	t[2] = addc(t[2], 0, &c);
 	t[3] = mac(t[3], m, P[3], &c);
-	u128 s = (u128)t[4] + c + *top;
+	limb64_u128 s = (limb64_u128)t[4] + c + *top;
 	t[4] = (uint64_t)s;
 	*top = (uint64_t)(s >> 64);
 }
@@ -165,23 +143,6 @@ static void fe_sq(fe r, const fe a)
 static fe R2, ONE, B;
 static bool constants_ready;
 
-static void fe_from_be(fe r, const unsigned char b[32])
-{
-	for (int i = 0; i < 4; i++) {
-		uint64_t w = 0;
-		for (int j = 0; j < 8; j++)
-			w = (w << 8) | b[(3 - i) * 8 + j];
-		r[i] = w;
-	}
-}
-
-static void fe_to_be(unsigned char b[32], const fe a)
-{
-	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 8; j++)
-			b[(3 - i) * 8 + j] = (unsigned char)(a[i] >> (56 - 8 * j));
-}
-
 /* 1 when a < p (a plain 256-bit number) */
 static bool below_p(const fe a)
 {
@@ -200,7 +161,7 @@ static void setup_constants(void)
 	memcpy(R2, x, sizeof(fe));
 	fe one = { 1, 0, 0, 0 }, b;
 	fe_mul(ONE, one, R2);
-	fe_from_be(b, B_BYTES);
+	limb64_from_be(b, B_BYTES);
 	fe_mul(B, b, R2);
 	constants_ready = true;
 }
@@ -348,8 +309,8 @@ static bool point_decode(point *p, const unsigned char *b, size_t len)
 	point_infinity(p);
 	if (len != 65 || b[0] != 0x04)
 		return false;
-	fe_from_be(x, b + 1);
-	fe_from_be(y, b + 33);
+	limb64_from_be(x, b + 1);
+	limb64_from_be(y, b + 33);
 	if (!below_p(x) || !below_p(y))
 		return false;
 	fe_mul(p->x, x, R2);
@@ -382,8 +343,8 @@ static bool point_encode(unsigned char out[65], const point *p)
 	fe_mul(x, x, one); /* out of Montgomery form */
 	fe_mul(y, y, one);
 	out[0] = 0x04;
-	fe_to_be(out + 1, x);
-	fe_to_be(out + 33, y);
+	limb64_to_be(out + 1, x);
+	limb64_to_be(out + 33, y);
 	return z != 0;
 }
 
