@@ -120,12 +120,12 @@ if [ "$T_SOFTFP" = 1 ]; then
 fi
 
 # aarch64: long double is IEEE binary128 in software, and musl's printf links
-# libgcc's __addtf3 and __subtf3, two 3.4 KiB copies of one adder; subtf3.c
+# libgcc's __addtf3 and __subtf3, two 3.4 KiB copies of one adder; tools/subtf3.c
 # subtracts through the adder instead.
 if [ "$TARGET" = aarch64 ]; then
 	# shellcheck disable=SC2086 # flag list
 	run_logged "$LOG" "${T_CROSS}gcc" $T_CFLAGS -Os -fno-pie -ffunction-sections -W -Wall -Werror \
-		-c "$VENDOR_DIR/subtf3.c" -o "$OBJ/subtf3.o" &&
+		-c "$EDGEPROXY_ROOT/tools/subtf3.c" -o "$OBJ/subtf3.o" &&
 		run_logged "$LOG" "${T_CROSS}ar" rcs "$PREFIX/lib/libsubtf3.a" "$OBJ/subtf3.o" ||
 		die "building libsubtf3.a failed (log: $LOG)"
 	hook_before_libgcc "$PREFIX/lib/libsubtf3.a"
